@@ -1,0 +1,134 @@
+/**
+ * Ambient declarations of what a Stage script sees: the globals `stage`,
+ * `broker`, `logger` and `process`. Reference this file from a script for
+ * editor completion and `deno check`:
+ *
+ * ```ts
+ * /// <reference types="../core/api/globals.d.ts" />
+ * ```
+ *
+ * The main script's top level runs once per worker: register listeners and
+ * handlers there. Module-level variables are per worker (the sandbox rule).
+ */
+
+declare namespace Stage {
+  /** Where a loaded script came from: `[position, path, mtime]`. */
+  type ScriptInfo = [position: number, path: string, mtime: number];
+
+  /** A decoded frame: a document for `bson`, any JSON value for `json`, bytes for `raw`. */
+  // deno-lint-ignore no-explicit-any
+  type Data = any;
+
+  /** A socket's receive function, called once per frame in arrival order. */
+  type Receive = (socket: Socket, data: Data) => unknown;
+
+  /** `onAccept(socket)`: return `false` to refuse, or a receive function (or set `socket.receive`). */
+  type Accept = (socket: Socket) => false | Receive | void;
+
+  /** A client connection. Frames of one socket never run concurrently. */
+  interface Socket {
+    /** Socket id, unique in the process while open. */
+    readonly id: number;
+    /** Local address, `"ip:port"` or `"[ip6]:port"`. */
+    readonly local: string;
+    /** Remote address, `"ip:port"` or `"[ip6]:port"`. */
+    readonly remote: string;
+    /** The receive function. */
+    receive: Receive | undefined;
+    /** Queues a value as one frame; written on the next flush. Throws if it exceeds `OUT`. */
+    commit(value: unknown): void;
+    /** Closes after everything committed before is written. */
+    close(): void;
+    /** Whether the socket is closed. */
+    readonly closed: boolean;
+    /** Milliseconds without input before the socket is closed as a zombie (0 = never). */
+    expire: number;
+    /** Flush cadence in ms (0 = once per scheduling turn). */
+    commitMs: number;
+    /** User-defined fields, kept with the socket. */
+    [field: string]: unknown;
+  }
+
+  /** The handle returned by `broker.ready`. */
+  interface Server {
+    readonly url: string;
+    /** Called when one of this server's sockets closes, with the reason. */
+    close: ((socket: Socket, reason: string) => void) | undefined;
+    /** Default idle timeout of this server's sockets, in ms. */
+    expire: number;
+    /** Resolves once bound; rejects if the address could not be bound. */
+    readonly listening: Promise<void>;
+    /** Stops accepting; open sockets stay. */
+    stop(): void;
+  }
+
+  interface Broker {
+    /**
+     * Listens: `"tcp://host:port?packet=IN,OUT"` with codec `bson` (default), `json` or `raw`
+     * (`?json`, `?raw`). Frames are a 4-byte little-endian total length, then the payload.
+     */
+    ready(url: string, onAccept: Accept): Server;
+    /** Connects out with the same framing; resolves with the socket after `onConnect` ran. */
+    join(url: string, onConnect: Accept): Promise<Socket>;
+    /** Closes sockets by id. */
+    close(ids: number | number[]): void;
+    /** A socket handle from an id (commit/close work from any worker). */
+    f(id: number): Socket;
+    /** Injects a value into a socket as if its client had sent it. */
+    signal(id: number, value: unknown): void;
+  }
+
+  /** Receives a loaded value and its info, or `[file, export]` on failure. */
+  type LoadCallback = (
+    value: unknown,
+    info: ScriptInfo | [file: string, exportName: string | undefined],
+  ) => void;
+
+  interface StageApi {
+    /** This stage's id. */
+    readonly id: string;
+    /** This worker's index in the stage's pool. */
+    readonly worker: number;
+    /** Runs `fn` only the first time `name` is seen in this process; `null` forgets it. */
+    once(name: string, fn: (() => unknown) | null): Promise<boolean>;
+    /** Loads `"file"` or `"file+export"` from the package path, reloading changed files. */
+    load<T = unknown>(name: string, fn?: LoadCallback): Promise<T>;
+    /** Like `load`, never reloading. */
+    require<T = unknown>(name: string, fn?: LoadCallback): Promise<T>;
+    /** Calls with an argument array, isolated: an exception is logged and returned as an Error. */
+    call(
+      fn: ((...args: Data[]) => unknown) | string,
+      args?: unknown[],
+      ...more: unknown[]
+    ): unknown;
+  }
+
+  interface Logger {
+    /** A logger for a sub-category. */
+    category(name: string): Logger;
+    /** Messages expand `%F` (file), `%M` (function), `%L` (line), `%{ENV}`; with properties, `{name}` placeholders. */
+    out(message: string, properties?: Record<string, unknown>): void;
+    trace(message: string, properties?: Record<string, unknown>): void;
+    debug(message: string, properties?: Record<string, unknown>): void;
+    info(message: string, properties?: Record<string, unknown>): void;
+    warn(message: string, properties?: Record<string, unknown>): void;
+    error(message: string, properties?: Record<string, unknown>): void;
+  }
+
+  interface Process {
+    /** Index of this process group in `#startup`. */
+    readonly id: number;
+    /** Operating-system process id. */
+    readonly pid: number;
+    /** Arguments given to `stage run` after `--`. */
+    readonly args: readonly string[];
+    readonly title: string;
+    /** A stage.json section after `${ENV}` substitution, or the whole file. */
+    config(name?: string): unknown;
+  }
+}
+
+declare var stage: Stage.StageApi;
+declare var broker: Stage.Broker;
+declare var logger: Stage.Logger;
+declare var process: Stage.Process;

@@ -1,0 +1,133 @@
+/**
+ * `stage`: the script's handle on its stage — identity, once-per-process work,
+ * script loading and isolated calls. (Messaging arrives with the messaging core.)
+ *
+ * @module
+ */
+import type { Logger } from "@logtape/logtape";
+import type { ScriptInfo, ScriptLoader } from "../script/mod.ts";
+import { parseScriptSpec } from "../script/mod.ts";
+import type { PlatformPort } from "./platform_port.ts";
+
+/** Receives a loaded value and `[position, path, mtime]`, or `[file, export]` on failure. */
+export type LoadCallback = (
+  value: unknown,
+  info: ScriptInfo | [file: string, exportName: string | undefined],
+) => void;
+
+/** Dependencies of a {@link StageApi}. */
+export interface StageApiOptions {
+  id: string;
+  worker: number;
+  port: PlatformPort;
+  loader: ScriptLoader;
+  log: Logger;
+}
+
+/** The `stage` global of one worker. */
+export class StageApi {
+  /** This stage's id (`"start"` for `script+start`). */
+  readonly id: string;
+  /** This worker's index in the stage's pool. */
+  readonly worker: number;
+  #port: PlatformPort;
+  #loader: ScriptLoader;
+  #log: Logger;
+
+  constructor(options: StageApiOptions) {
+    this.id = options.id;
+    this.worker = options.worker;
+    this.#port = options.port;
+    this.#loader = options.loader;
+    this.#log = options.log;
+  }
+
+  /**
+   * Runs `fn` only the first time `name` is seen in this process (across every
+   * worker); `once(name, null)` forgets the name. Resolves with whether `fn` ran here.
+   */
+  async once(name: string, fn: (() => unknown) | null): Promise<boolean> {
+    if (typeof name !== "string" || name.length === 0) {
+      throw new TypeError(`stage.once: name must be a non-empty string; got ${String(name)}`);
+    }
+    if (fn === null) {
+      this.#port.post({ type: "once-forget", name });
+      return false;
+    }
+    if (typeof fn !== "function") {
+      throw new TypeError(`stage.once("${name}"): expected a function or null`);
+    }
+    const first = await this.#port.request<boolean>((requestId) => ({
+      type: "once",
+      name,
+      requestId,
+    }));
+    if (first) await fn();
+    return first;
+  }
+
+  /**
+   * Loads `"file"` (its default export, or the module) or `"file+export"`,
+   * reloading the file when its size or mtime changed.
+   */
+  load(name: string, fn?: LoadCallback): Promise<unknown> {
+    return this.#load(name, fn, true);
+  }
+
+  /** Like {@link load}, but never reloads a file once loaded. */
+  require(name: string, fn?: LoadCallback): Promise<unknown> {
+    return this.#load(name, fn, false);
+  }
+
+  /**
+   * Calls `fn(...args, ...more)` isolated: an exception is logged and returned as
+   * an Error value instead of being thrown. `fn` may be `"file+export"`.
+   */
+  call(fn: ((...args: unknown[]) => unknown) | string, args: unknown[] = [], ...more: unknown[]) {
+    const all = [...(Array.isArray(args) ? args : [args]), ...more];
+    if (typeof fn === "string") {
+      return this.require(fn).then(
+        (value) => typeof value === "function" ? this.#isolated(value as never, all, fn) : value,
+        (error) => this.#failed(error, fn),
+      );
+    }
+    if (typeof fn !== "function") {
+      return this.#failed(new TypeError(`stage.call: expected a function or "file+export"`), "?");
+    }
+    return this.#isolated(fn, all, fn.name || "<anonymous>");
+  }
+
+  async #load(name: string, fn: LoadCallback | undefined, reload: boolean): Promise<unknown> {
+    try {
+      const loaded = reload ? await this.#loader.load(name) : await this.#loader.require(name);
+      fn?.(loaded.value, loaded.info);
+      return loaded.value;
+    } catch (error) {
+      if (fn === undefined) throw error;
+      this.#log.error("Cannot load script {name}: {error}", { name, error });
+      let failure: [string, string | undefined] = [name, undefined];
+      try {
+        const spec = parseScriptSpec(name);
+        failure = [spec.file, spec.exportName];
+      } catch { /* the name itself was bad */ }
+      fn(undefined, failure);
+      return undefined;
+    }
+  }
+
+  #isolated(fn: (...args: unknown[]) => unknown, args: unknown[], name: string): unknown {
+    let result: unknown;
+    try {
+      result = fn(...args);
+    } catch (error) {
+      return this.#failed(error, name);
+    }
+    if (result instanceof Promise) return result.catch((error) => this.#failed(error, name));
+    return result;
+  }
+
+  #failed(error: unknown, name: string): Error {
+    this.#log.error("stage.call({name}) failed: {error}", { name, error });
+    return error instanceof Error ? error : new Error(String(error));
+  }
+}

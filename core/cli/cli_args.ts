@@ -1,0 +1,108 @@
+/**
+ * Command-line parsing of `stage`.
+ *
+ * @module
+ */
+
+/** A parsed command line. */
+export type CliCommand =
+  | {
+    command: "run";
+    config: string;
+    single: boolean;
+    transpile: boolean;
+    workers?: number;
+    args: string[];
+  }
+  | { command: "check"; config: string; transpile: boolean }
+  | { command: "version" }
+  | { command: "help" };
+
+/** Raised for a malformed command line (exit code 2). */
+export class UsageError extends Error {
+  override name = "UsageError";
+}
+
+/** The default config path, relative to the working directory. */
+export const DEFAULT_CONFIG = "config/stage.json";
+
+/** Usage text of `stage help`. */
+export const USAGE = `Usage: stage <command> [options]
+
+Commands:
+  run      start the stages of config/stage.json
+  check    validate the config and type-check the scripts on its package path
+  version  print the version
+  help     print this help
+
+Options (run, check):
+  --config <file>   the stage.json to use (default ${DEFAULT_CONFIG}; the last one given wins)
+  --transpile       import scripts through the transpiler (what a compiled binary does);
+                    also STAGE_TRANSPILE=1
+Options (run):
+  --single          run every #startup group in this one process (the default for now)
+  --workers <n>     override #threads[0]
+  -- <args...>      arguments for scripts (process.args)
+`;
+
+/**
+ * Parses `stage` arguments.
+ *
+ * @throws UsageError for an unknown command or option, or a missing value
+ * @example
+ * ```ts
+ * import { parseCli } from "./cli_args.ts";
+ * const cli = parseCli(["run", "--config", "a.json", "--config", "b.json"]);
+ * if (cli.command !== "run" || cli.config !== "b.json") throw new Error("last --config wins");
+ * ```
+ */
+export function parseCli(
+  argv: readonly string[],
+  env: (name: string) => string | undefined = () => undefined,
+): CliCommand {
+  const [command = "help", ...rest] = argv;
+  if (command === "version" || command === "--version" || command === "-V") {
+    return { command: "version" };
+  }
+  if (command === "help" || command === "--help" || command === "-h") return { command: "help" };
+  if (command !== "run" && command !== "check") {
+    throw new UsageError(`Unknown command "${command}"; expected run, check, version or help`);
+  }
+  let config = DEFAULT_CONFIG;
+  let single = false;
+  let transpile = env("STAGE_TRANSPILE") === "1";
+  let workers: number | undefined;
+  const args: string[] = [];
+  for (let i = 0; i < rest.length; i++) {
+    const arg = rest[i]!;
+    const value = () => {
+      const next = rest[++i];
+      if (next === undefined) throw new UsageError(`Option ${arg} needs a value`);
+      return next;
+    };
+    if (arg === "--") {
+      args.push(...rest.slice(i + 1));
+      break;
+    } else if (arg === "--config" || arg === "-c") config = value();
+    else if (arg.startsWith("--config=")) config = arg.slice("--config=".length);
+    else if (arg === "--transpile") transpile = true;
+    else if (arg === "--single" && command === "run") single = true;
+    else if (arg === "--workers" && command === "run") {
+      const text = value();
+      const n = Number(text);
+      if (!Number.isInteger(n) || n < 1 || n > 256) {
+        throw new UsageError(`--workers expects an integer 1..256; got "${text}"`);
+      }
+      workers = n;
+    } else throw new UsageError(`Unknown option "${arg}" for "${command}"`);
+  }
+  if (command === "check") return { command, config, transpile };
+  return {
+    command,
+    config,
+    single,
+    transpile,
+    ...(workers === undefined ? {} : { workers }),
+    args,
+  };
+}

@@ -1,0 +1,195 @@
+/**
+ * A script stage on the main thread: its worker pool, its sockets, its idle
+ * function and the control requests of its workers.
+ *
+ * @module
+ */
+import type { Logger } from "@logtape/logtape";
+import type { LogOptions } from "../log/mod.ts";
+import { type BrokerLimits, BrokerService } from "../net/broker_service.ts";
+import type { Transport } from "../net/transport.ts";
+import { IdleScheduler } from "../pool/idle_scheduler.ts";
+import { KeyScheduler } from "../pool/key_scheduler.ts";
+import type { WorkerFactory } from "../pool/worker_handle.ts";
+import { WorkerPool } from "../pool/worker_pool.ts";
+import {
+  type ProcessInfo,
+  type ScriptSettings,
+  ToMain,
+  ToWorker,
+  type WorkerControl,
+} from "../pool/wire.ts";
+import type { Clock } from "../time/mod.ts";
+import type { OnceRegistry } from "./once_registry.ts";
+
+/** Everything a {@link ScriptStage} needs. */
+export interface ScriptStageOptions {
+  stageId: string;
+  workers: number;
+  ringCapacity: number;
+  script: ScriptSettings;
+  process: ProcessInfo;
+  logOptions: LogOptions;
+  factory: WorkerFactory;
+  transport: Transport;
+  once: OnceRegistry;
+  clock: Clock;
+  log: Logger;
+  limits?: Partial<BrokerLimits>;
+}
+
+/** Raised when a stage cannot start (script failed to load, address in use, …). */
+export class StageStartError extends Error {
+  override name = "StageStartError";
+}
+
+/** A running script stage. */
+export class ScriptStage {
+  readonly id: string;
+  #options: ScriptStageOptions;
+  #pool: WorkerPool;
+  #scheduler: KeyScheduler;
+  #broker: BrokerService;
+  #idle: IdleScheduler;
+  #stopped = false;
+
+  constructor(options: ScriptStageOptions) {
+    this.id = options.stageId;
+    this.#options = options;
+    this.#pool = new WorkerPool({
+      stageId: options.stageId,
+      size: options.workers,
+      ringCapacity: options.ringCapacity,
+      factory: options.factory,
+      script: options.script,
+      process: options.process,
+      log: options.logOptions,
+      logger: options.log,
+      onRecord: (worker, tag, a, b, body) => this.#record(worker, tag, a, b, body),
+      onTurnEnd: () => this.#broker.flush(),
+      onControl: (worker, message) => this.#control(worker, message),
+      onWorkerLost: (worker) => this.#broker.workerLost(worker),
+    });
+    this.#scheduler = new KeyScheduler(this.#pool);
+    this.#broker = new BrokerService({
+      stageId: options.stageId,
+      transport: options.transport,
+      workers: this.#pool,
+      scheduler: this.#scheduler,
+      clock: options.clock,
+      log: options.log,
+      ...(options.limits === undefined ? {} : { limits: options.limits }),
+    });
+    this.#idle = new IdleScheduler({
+      clock: options.clock,
+      isIdle: () => this.#pool.totalInFlight === 0,
+      run: () => this.#pool.send(0, ToWorker.Idle, 0, 0),
+    });
+  }
+
+  /** The broker service (sockets and listeners) of this stage. */
+  get broker(): BrokerService {
+    return this.#broker;
+  }
+
+  /** The worker pool of this stage. */
+  get pool(): WorkerPool {
+    return this.#pool;
+  }
+
+  /**
+   * Starts the workers (each runs the main script's top level) and binds what
+   * they listen on.
+   *
+   * @throws StageStartError when a worker cannot load the script or an address cannot be bound
+   */
+  async start(): Promise<void> {
+    const log = this.#options.log;
+    try {
+      await this.#pool.start();
+    } catch (error) {
+      await this.#broker.close(0);
+      throw new StageStartError(
+        `Stage "${this.id}" failed to start: ${error instanceof Error ? error.message : error}`,
+        { cause: error },
+      );
+    }
+    const failed = this.#broker.failedListens[0];
+    if (failed !== undefined) {
+      await this.stop(0);
+      const reason = failed.error instanceof Error ? failed.error.message : String(failed.error);
+      throw new StageStartError(`Stage "${this.id}" cannot listen on ${failed.url}: ${reason}`, {
+        cause: failed.error,
+      });
+    }
+    if (this.#pool.hasIdle) this.#idle.start();
+    log.info("Stage {stage} started with {workers} workers", {
+      stage: this.id,
+      workers: this.#pool.size,
+    });
+  }
+
+  /**
+   * Stops gracefully: stop accepting, let work in flight finish (bounded by
+   * `graceMs`), write queued output, close sockets, stop the workers.
+   */
+  async stop(graceMs = 5000): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    this.#idle.stop();
+    this.#broker.stopAccepting();
+    const deadline = this.#options.clock.now() + graceMs;
+    while (this.#pool.totalInFlight > 0 && this.#options.clock.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await this.#broker.close(Math.max(0, deadline - this.#options.clock.now()));
+    // Let the close callbacks run (bounded by what is left of the grace period).
+    while (this.#pool.totalInFlight > 0 && this.#options.clock.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await this.#pool.close();
+    this.#options.log.info("Stage {stage} stopped", { stage: this.id });
+  }
+
+  #record(_worker: number, tag: number, a: number, b: number, body: Uint8Array): void {
+    if (this.#broker.record(tag, a, b, body)) return;
+    if (tag === ToMain.IdleDone) {
+      const next = body.length >= 8
+        ? new DataView(body.buffer, body.byteOffset, 8).getFloat64(0, true)
+        : 0;
+      this.#idle.done(next);
+      return;
+    }
+    this.#options.log.error("Unknown record tag {tag} from a worker", { tag });
+  }
+
+  #control(worker: number, message: WorkerControl): void {
+    switch (message.type) {
+      case "listen":
+        this.#broker.listen(worker, message.url);
+        return;
+      case "server-expire":
+        this.#broker.setServerExpire(message.url, message.ms);
+        return;
+      case "server-stop":
+        this.#broker.stopServer(message.url);
+        return;
+      case "join":
+        this.#broker.join(worker, message.url, message.requestId);
+        return;
+      case "once":
+        this.#pool.post(worker, {
+          type: "once-result",
+          requestId: message.requestId,
+          first: this.#options.once.claim(message.name),
+        });
+        return;
+      case "once-forget":
+        this.#options.once.forget(message.name);
+        return;
+      case "ready":
+      case "failed":
+        return; // handled by the pool
+    }
+  }
+}

@@ -1,0 +1,307 @@
+/**
+ * One framed TCP connection on the main thread: its read loop (frame
+ * boundaries only, never payload decoding), a bound on frames awaiting their
+ * handlers, batched writes, idle expiry and an orderly close.
+ *
+ * @module
+ */
+import type { Logger } from "@logtape/logtape";
+import { CloseReason, type CloseReasonCode } from "../pool/wire.ts";
+import type { Clock, TimerHandle } from "../time/mod.ts";
+import { FrameDecoder, FrameError } from "./framing.ts";
+import type { StreamConn } from "./transport.ts";
+
+/** What a {@link Connection} reports. */
+export interface ConnectionEvents {
+  /**
+   * A complete frame arrived: `header` (4 bytes) and `payload` are views valid only
+   * during the call.
+   */
+  frame(connection: Connection, header: Uint8Array, payload: Uint8Array): void;
+  /** The connection ended (exactly once). */
+  closed(connection: Connection, reason: CloseReasonCode, detail: string): void;
+}
+
+/** Limits and dependencies of a {@link Connection}. */
+export interface ConnectionOptions {
+  /** Largest incoming frame, header included. */
+  maxIn: number;
+  /** Bytes of committed output allowed to wait for a slow reader before closing. */
+  maxQueuedOut: number;
+  /** Frames allowed to wait for their handlers before reading pauses. */
+  maxPendingFrames: number;
+  /** Size of the read buffer. */
+  readBufferBytes: number;
+  clock: Clock;
+  log: Logger;
+}
+
+/** A framed connection; see the module doc. */
+export class Connection {
+  readonly id: number;
+  /** The URL of the listener (or join) this connection belongs to. */
+  readonly url: string;
+  readonly local: string;
+  readonly remote: string;
+  #conn: StreamConn;
+  #events: ConnectionEvents;
+  #options: ConnectionOptions;
+  #decoder: FrameDecoder;
+  #header = new Uint8Array(4);
+  #headerView = new DataView(this.#header.buffer);
+  #out: Uint8Array[] = [];
+  #outBytes = 0;
+  #writing = false;
+  #closeAfterFlush = false;
+  #ended = false;
+  #pending = 0;
+  #resume: (() => void) | undefined;
+  #lastInput: number;
+  #expireMs = 0;
+  #expireTimer: TimerHandle | undefined;
+  #commitMs = 0;
+  #commitTimer: TimerHandle | undefined;
+  #bytesIn = 0;
+  #bytesOut = 0;
+
+  constructor(
+    id: number,
+    url: string,
+    conn: StreamConn,
+    events: ConnectionEvents,
+    options: ConnectionOptions,
+  ) {
+    this.id = id;
+    this.url = url;
+    this.local = conn.local;
+    this.remote = conn.remote;
+    this.#conn = conn;
+    this.#events = events;
+    this.#options = options;
+    this.#decoder = new FrameDecoder(options.maxIn);
+    this.#lastInput = options.clock.now();
+  }
+
+  /** Starts the read loop. */
+  start(): void {
+    this.#readLoop().catch((error) => {
+      this.#end(CloseReason.ReadError, error instanceof Error ? error.message : String(error));
+    });
+  }
+
+  /** Whether the connection has ended. */
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Frames dispatched and not yet finished by their handlers. */
+  get pendingFrames(): number {
+    return this.#pending;
+  }
+
+  /** Bytes committed and not yet written. */
+  get queuedOutBytes(): number {
+    return this.#outBytes;
+  }
+
+  /** Totals for metrics. */
+  get bytesIn(): number {
+    return this.#bytesIn;
+  }
+
+  get bytesOut(): number {
+    return this.#bytesOut;
+  }
+
+  /** A handler finished one of this connection's frames; reading resumes below the bound. */
+  frameDone(): void {
+    if (this.#pending > 0) this.#pending--;
+    if (this.#resume !== undefined && this.#pending < this.#options.maxPendingFrames) {
+      const resume = this.#resume;
+      this.#resume = undefined;
+      resume();
+    }
+  }
+
+  /** Idle timeout in ms (0 = none). */
+  set expireMs(ms: number) {
+    this.#expireMs = ms;
+    this.#expireTimer?.cancel();
+    this.#expireTimer = undefined;
+    if (ms > 0 && !this.#ended) this.#armExpiry(ms);
+  }
+
+  get expireMs(): number {
+    return this.#expireMs;
+  }
+
+  /** Flush cadence in ms (0 = once per scheduling turn). */
+  set commitMs(ms: number) {
+    this.#commitMs = ms;
+  }
+
+  get commitMs(): number {
+    return this.#commitMs;
+  }
+
+  /**
+   * Queues a frame (in one or two parts) for writing. The caller flushes at the
+   * end of its turn ({@link flush}); a reader that lets more than `maxQueuedOut`
+   * bytes pile up is closed.
+   */
+  queue(head: Uint8Array, body?: Uint8Array): void {
+    if (this.#ended || this.#closeAfterFlush) return;
+    this.#out.push(head);
+    this.#outBytes += head.length;
+    if (body !== undefined && body.length > 0) {
+      this.#out.push(body);
+      this.#outBytes += body.length;
+    }
+    if (this.#outBytes > this.#options.maxQueuedOut) {
+      this.close(
+        CloseReason.SlowReader,
+        `${this.#outBytes} bytes of output queued, over the limit of ${this.#options.maxQueuedOut}`,
+      );
+    }
+  }
+
+  /** Writes what is queued, now or on the connection's `commitMs` cadence. */
+  flush(): void {
+    if (this.#ended || this.#out.length === 0 || this.#writing) return;
+    if (this.#commitMs > 0) {
+      this.#commitTimer ??= this.#options.clock.setTimeout(() => {
+        this.#commitTimer = undefined;
+        this.#startWriting();
+      }, this.#commitMs);
+      return;
+    }
+    this.#startWriting();
+  }
+
+  /** Closes once everything queued so far is written (a script's `socket.close()`). */
+  closeAfterFlush(): void {
+    if (this.#ended) return;
+    this.#closeAfterFlush = true;
+    if (!this.#writing) {
+      if (this.#out.length > 0) this.#startWriting();
+      else this.close(CloseReason.Script, "");
+    }
+  }
+
+  /** Closes now, discarding unwritten output. */
+  close(reason: CloseReasonCode, detail: string): void {
+    this.#end(reason, detail);
+  }
+
+  /** Resolves once all queued output is written (or the connection ended). */
+  async drained(): Promise<void> {
+    while (!this.#ended && (this.#writing || this.#out.length > 0)) {
+      if (!this.#writing) this.#startWriting();
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+  }
+
+  async #readLoop(): Promise<void> {
+    const buffer = new Uint8Array(this.#options.readBufferBytes);
+    const onFrame = (payload: Uint8Array) => {
+      this.#headerView.setInt32(0, payload.length + 4, true);
+      this.#pending++;
+      this.#events.frame(this, this.#header, payload);
+    };
+    while (!this.#ended) {
+      if (this.#pending >= this.#options.maxPendingFrames) {
+        // Backpressure: stop reading until handlers catch up; TCP does the rest.
+        await new Promise<void>((resolve) => this.#resume = resolve);
+        if (this.#ended) return;
+      }
+      let count: number | null;
+      try {
+        count = await this.#conn.read(buffer);
+      } catch (error) {
+        if (this.#ended) return;
+        this.#end(CloseReason.ReadError, error instanceof Error ? error.message : String(error));
+        return;
+      }
+      if (count === null) {
+        this.#end(CloseReason.Peer, "");
+        return;
+      }
+      if (this.#ended) return;
+      this.#bytesIn += count;
+      this.#lastInput = this.#options.clock.now();
+      try {
+        this.#decoder.push(buffer.subarray(0, count), onFrame);
+      } catch (error) {
+        if (!(error instanceof FrameError)) throw error;
+        const reason = error.code === "frame_too_large"
+          ? CloseReason.FrameTooLarge
+          : CloseReason.FrameTooSmall;
+        this.#end(reason, error.message);
+        return;
+      }
+    }
+  }
+
+  #startWriting(): void {
+    if (this.#writing || this.#ended) return;
+    this.#writing = true;
+    this.#writeLoop().catch((error) => {
+      this.#end(CloseReason.WriteError, error instanceof Error ? error.message : String(error));
+    }).finally(() => {
+      this.#writing = false;
+    });
+  }
+
+  async #writeLoop(): Promise<void> {
+    while (this.#out.length > 0 && !this.#ended) {
+      const chunks = this.#out;
+      const total = this.#outBytes;
+      this.#out = [];
+      this.#outBytes = 0;
+      // Coalesce everything queued into one write.
+      let bytes: Uint8Array;
+      if (chunks.length === 1) {
+        bytes = chunks[0]!;
+      } else {
+        bytes = new Uint8Array(total);
+        let offset = 0;
+        for (const chunk of chunks) {
+          bytes.set(chunk, offset);
+          offset += chunk.length;
+        }
+      }
+      let written = 0;
+      while (written < bytes.length) {
+        written += await this.#conn.write(written === 0 ? bytes : bytes.subarray(written));
+        if (this.#ended) return;
+      }
+      this.#bytesOut += bytes.length;
+    }
+    if (this.#closeAfterFlush) this.#end(CloseReason.Script, "");
+  }
+
+  #armExpiry(ms: number): void {
+    const idle = this.#options.clock.now() - this.#lastInput;
+    this.#expireTimer = this.#options.clock.setTimeout(() => {
+      this.#expireTimer = undefined;
+      if (this.#ended || this.#expireMs !== ms) return;
+      const quiet = this.#options.clock.now() - this.#lastInput;
+      if (quiet >= ms) this.#end(CloseReason.Expired, `no input for ${Math.round(quiet)} ms`);
+      else this.#armExpiry(ms);
+    }, Math.max(0, ms - idle));
+  }
+
+  #end(reason: CloseReasonCode, detail: string): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#expireTimer?.cancel();
+    this.#commitTimer?.cancel();
+    this.#out = [];
+    this.#outBytes = 0;
+    this.#conn.close();
+    const resume = this.#resume;
+    this.#resume = undefined;
+    resume?.();
+    this.#events.closed(this, reason, detail);
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * A worker's control block: a small SharedArrayBuffer in which the worker
+ * publishes what it runs and since when, and the main thread raises the yield
+ * flag. It is the seam the watchdog (forced yielding) reads and writes.
+ *
+ * @module
+ */
+
+const STATE = 0; // Int32 slot: 0 idle, 1 running
+const YIELD = 1; // Int32 slot: 1 = asked to yield
+const TAG = 2; // Int32 slot: tag of the running record
+const KEY = 3; // Int32 slot: key of the running record (uint32 stored as int32)
+const STARTED = 2; // Float64 slot (byte 16): epoch ms the running record started
+const HANDLED = 3; // Float64 slot (byte 24): records handled so far
+const BYTES = 32;
+
+/** What a control block says about its worker at one instant. */
+export interface ControlSnapshot {
+  running: boolean;
+  tag: number;
+  key: number;
+  /** Epoch milliseconds the running record started (meaningful while running). */
+  startedAt: number;
+  handled: number;
+  yieldRequested: boolean;
+}
+
+/**
+ * A view of one worker's control block; both threads hold one over the same buffer.
+ *
+ * @example
+ * ```ts
+ * import { ControlBlock } from "./control_block.ts";
+ * const block = ControlBlock.create();
+ * block.begin(2, 7, 1000);
+ * if (!block.snapshot().running) throw new Error("not running");
+ * block.end();
+ * ```
+ */
+export class ControlBlock {
+  readonly buffer: SharedArrayBuffer;
+  #i32: Int32Array;
+  #f64: Float64Array;
+
+  /** Allocates a fresh control block. */
+  static create(): ControlBlock {
+    return new ControlBlock(new SharedArrayBuffer(BYTES));
+  }
+
+  /** Attaches to an existing control block. */
+  constructor(buffer: SharedArrayBuffer) {
+    if (buffer.byteLength < BYTES) {
+      throw new RangeError(`Control block of ${buffer.byteLength} bytes is smaller than ${BYTES}`);
+    }
+    this.buffer = buffer;
+    this.#i32 = new Int32Array(buffer, 0, 4);
+    this.#f64 = new Float64Array(buffer, 0, 4);
+  }
+
+  /** Worker side: a record with `tag` and `key` starts at epoch ms `now`. */
+  begin(tag: number, key: number, now: number): void {
+    this.#f64[STARTED] = now;
+    Atomics.store(this.#i32, TAG, tag);
+    Atomics.store(this.#i32, KEY, key | 0);
+    Atomics.store(this.#i32, STATE, 1);
+  }
+
+  /** Worker side: the running record finished. */
+  end(): void {
+    this.#f64[HANDLED] = (this.#f64[HANDLED] ?? 0) + 1;
+    Atomics.store(this.#i32, STATE, 0);
+    Atomics.store(this.#i32, YIELD, 0);
+  }
+
+  /** Main side: asks the worker to yield at its next yield point. */
+  requestYield(): void {
+    Atomics.store(this.#i32, YIELD, 1);
+  }
+
+  /** Worker side: whether a yield was requested (cheap; called from every yield point). */
+  get yieldRequested(): boolean {
+    return Atomics.load(this.#i32, YIELD) === 1;
+  }
+
+  /** Worker side: clears the yield request after yielding. */
+  clearYield(): void {
+    Atomics.store(this.#i32, YIELD, 0);
+  }
+
+  /** Either side: what the block says now. */
+  snapshot(): ControlSnapshot {
+    return {
+      running: Atomics.load(this.#i32, STATE) === 1,
+      tag: Atomics.load(this.#i32, TAG),
+      key: Atomics.load(this.#i32, KEY) >>> 0,
+      startedAt: this.#f64[STARTED] ?? 0,
+      handled: this.#f64[HANDLED] ?? 0,
+      yieldRequested: Atomics.load(this.#i32, YIELD) === 1,
+    };
+  }
+}

@@ -1,0 +1,19 @@
+/**
+ * The worker pool: workers, their rings and control blocks, key scheduling and
+ * the wire format between the main thread and the workers.
+ *
+ * @module
+ */
+export { ControlBlock, type ControlSnapshot } from "./control_block.ts";
+export { IdleScheduler, type IdleSchedulerOptions } from "./idle_scheduler.ts";
+export { KeyExecutor, type KeyExecutorHooks, type RecordHandler } from "./key_executor.ts";
+export { KeyScheduler, type PoolLoad } from "./key_scheduler.ts";
+export { MacrotaskYield } from "./macrotask_yield.ts";
+export {
+  denoWorkerFactory,
+  type WorkerFactory,
+  type WorkerHandle,
+  type WorkerPermissions,
+} from "./worker_handle.ts";
+export { WorkerPool, type WorkerPoolOptions, WorkerStartError } from "./worker_pool.ts";
+export * from "./wire.ts";

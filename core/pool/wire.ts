@@ -1,0 +1,148 @@
+/**
+ * The wire format between the main thread and the workers of a pool.
+ *
+ * Hot traffic (socket frames, replies, completions) travels as ring records
+ * `[tag, a, b, body]` through SharedArrayBuffer rings; rare control messages
+ * travel with `postMessage` as the plain-data unions below. This file is the one
+ * place that defines both; review it as a wire format.
+ *
+ * @module
+ */
+import type { LogOptions } from "../log/mod.ts";
+import type { ErrorRecord } from "../message/mod.ts";
+
+/** Ring record tags from the main thread to a worker. */
+export const ToWorker = {
+  /** A socket opened: a = socket id; body = JSON {@link SocketOpenInfo}. */
+  Open: 1,
+  /** A frame arrived: a = socket id; body = the whole frame (header included). */
+  Frame: 2,
+  /** A socket closed: a = socket id, b = {@link CloseReason}; body = UTF-8 detail. */
+  Closed: 3,
+  /** A value injected with `broker.signal`: a = socket id; body = v8-serialized value. */
+  Inject: 4,
+  /** Run the idle function (the main script's default export). */
+  Idle: 5,
+  /** An outgoing connection failed: b = join request id; body = JSON {@link ErrorRecord}. */
+  JoinFailed: 6,
+} as const;
+
+/** Ring record tags from a worker to the main thread. */
+export const ToMain = {
+  /** Queue a frame for writing: a = socket id; body (+ body2) = the whole frame. */
+  Commit: 1,
+  /** Close a socket after its queued frames are written: a = socket id. */
+  Close: 2,
+  /** A dispatched record finished: a = its key, b = its tag. */
+  Done: 3,
+  /** `broker.signal(id, value)`: a = socket id; body = v8-serialized value. */
+  Inject: 4,
+  /** Set a socket option: a = socket id, b = {@link SocketOption}; body = float64 value. */
+  SocketOption: 5,
+  /** The idle function returned: body = float64 milliseconds until the next call (0 = stop). */
+  IdleDone: 6,
+} as const;
+
+/** Socket options a worker can set (tag {@link ToMain.SocketOption}). */
+export const SocketOption = {
+  /** Idle timeout in milliseconds (0 = none). */
+  Expire: 1,
+  /** Flush cadence in milliseconds (0 = once per scheduling turn). */
+  CommitMs: 2,
+} as const;
+
+/** Why a socket closed, as carried in {@link ToWorker.Closed}. */
+export const CloseReason = {
+  Peer: 0,
+  Script: 1,
+  Expired: 2,
+  FrameTooLarge: 3,
+  ReadError: 4,
+  WriteError: 5,
+  Refused: 6,
+  SlowReader: 7,
+  Shutdown: 8,
+  FrameTooSmall: 9,
+} as const;
+
+/** One of the {@link CloseReason} codes. */
+export type CloseReasonCode = typeof CloseReason[keyof typeof CloseReason];
+
+/** Human names of the {@link CloseReason} codes, for logs and metrics. */
+export const closeReasonNames: Record<CloseReasonCode, string> = {
+  0: "peer",
+  1: "script",
+  2: "expired",
+  3: "frame_too_large",
+  4: "read_error",
+  5: "write_error",
+  6: "refused",
+  7: "slow_reader",
+  8: "shutdown",
+  9: "frame_too_small",
+};
+
+/** Body of {@link ToWorker.Open}. */
+export interface SocketOpenInfo {
+  /** The listen URL (`broker.ready`) or connect URL (`broker.join`) as the script wrote it. */
+  url: string;
+  local: string;
+  remote: string;
+  /** Set for an outgoing connection: the join request id. */
+  join?: number;
+}
+
+/** What a worker needs to know about its process. */
+export interface ProcessInfo {
+  /** Index of the process group in `#startup`. */
+  id: number;
+  pid: number;
+  title: string;
+  args: string[];
+  /** Config sections by key, after `${ENV}` substitution (what `process.config(name)` returns). */
+  config: Record<string, unknown>;
+}
+
+/** Script settings of the stage a worker runs. */
+export interface ScriptSettings {
+  /** Absolute package directories, in search order. */
+  packages: string[];
+  /** Absolute preload directory, if any. */
+  preload?: string;
+  /** Main script name (found on the package path). */
+  main: string;
+  /** Seconds between change checks for position-0 packages. */
+  reloadSeconds: number;
+  /** Import scripts by transpiling to a `data:` URL instead of importing the file. */
+  transpile: boolean;
+}
+
+/** The first message to a worker. */
+export interface WorkerInit {
+  type: "init";
+  index: number;
+  stageId: string;
+  inbound: SharedArrayBuffer;
+  outbound: SharedArrayBuffer;
+  control: SharedArrayBuffer;
+  script: ScriptSettings;
+  process: ProcessInfo;
+  log: LogOptions;
+}
+
+/** Control messages from the main thread to a worker. */
+export type MainControl =
+  | WorkerInit
+  | { type: "listen-result"; url: string; error?: ErrorRecord }
+  | { type: "once-result"; requestId: number; first: boolean };
+
+/** Control messages from a worker to the main thread. */
+export type WorkerControl =
+  | { type: "ready"; idle: boolean }
+  | { type: "failed"; error: ErrorRecord }
+  | { type: "listen"; url: string }
+  | { type: "server-expire"; url: string; ms: number }
+  | { type: "server-stop"; url: string }
+  | { type: "join"; url: string; requestId: number }
+  | { type: "once"; name: string; requestId: number }
+  | { type: "once-forget"; name: string };

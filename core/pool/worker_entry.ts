@@ -1,0 +1,147 @@
+/**
+ * Entry module of every pool worker: attaches to the rings and control block,
+ * installs the script globals, loads the stage's main script, then runs records
+ * from the inbound ring in key order until terminated.
+ *
+ * @module
+ */
+/// <reference lib="deno.worker" />
+import { coreLogger, setupLogging } from "../log/mod.ts";
+import { toErrorRecord } from "../message/mod.ts";
+import { RingBuffer, RingReceiver, RingSender } from "../ring/mod.ts";
+import { ScriptLoader } from "../script/mod.ts";
+import { systemClock } from "../time/mod.ts";
+import { ScriptHost } from "../api/script_host.ts";
+import type { PlatformPort } from "../api/platform_port.ts";
+import { ControlBlock } from "./control_block.ts";
+import { KeyExecutor } from "./key_executor.ts";
+import { MacrotaskYield } from "./macrotask_yield.ts";
+import { type MainControl, ToMain, type WorkerControl, type WorkerInit } from "./wire.ts";
+
+/** Longest stretch the ring loop runs before letting timers and I/O in. */
+const YIELD_EVERY_MS = 2;
+
+const pending = new Map<number, (value: unknown) => void>();
+let nextRequest = 1;
+let host: ScriptHost | undefined;
+
+self.onmessage = (event: MessageEvent<MainControl>) => {
+  const message = event.data;
+  switch (message.type) {
+    case "init":
+      boot(message).catch((error) => {
+        post({ type: "failed", error: toErrorRecord(error) });
+      });
+      return;
+    case "listen-result":
+      host?.broker.listenResult(message.url, message.error);
+      return;
+    case "once-result": {
+      const resolve = pending.get(message.requestId);
+      pending.delete(message.requestId);
+      resolve?.(message.first);
+      return;
+    }
+  }
+};
+
+function post(message: WorkerControl): void {
+  self.postMessage(message);
+}
+
+async function boot(init: WorkerInit): Promise<void> {
+  setupLogging(init.log, init.log.format === "pretty");
+  const log = coreLogger("pool", `worker-${init.index}`);
+  const sender = new RingSender(new RingBuffer(init.outbound));
+  const receiver = new RingReceiver(new RingBuffer(init.inbound));
+  const control = new ControlBlock(init.control);
+  const port: PlatformPort = {
+    send: (tag, a, b, body, body2) => sender.send(tag, a, b, body, body2),
+    post,
+    request<T>(make: (requestId: number) => WorkerControl): Promise<T> {
+      const requestId = nextRequest++;
+      return new Promise<T>((resolve) => {
+        pending.set(requestId, resolve as (value: unknown) => void);
+        post(make(requestId));
+      });
+    },
+  };
+  const script = init.script;
+  const loader = new ScriptLoader({
+    packages: script.packages,
+    reloadSeconds: script.reloadSeconds,
+    transpile: script.transpile,
+    clock: systemClock,
+  });
+  host = new ScriptHost({
+    stageId: init.stageId,
+    worker: init.index,
+    port,
+    loader,
+    process: init.process,
+    env: readEnv,
+    log: coreLogger("script", init.stageId),
+  });
+  host.installGlobals();
+  const preload = script.preload === undefined ? [] : await preloadNames(script.preload);
+  const preloader = script.preload === undefined ? undefined : new ScriptLoader({
+    packages: [script.preload],
+    reloadSeconds: script.reloadSeconds,
+    transpile: script.transpile,
+    clock: systemClock,
+  });
+  for (const name of preload) await preloader!.require(name);
+  await host.loadMain(script.main, []);
+  post({ type: "ready", idle: host.hasIdle });
+
+  const running = host;
+  const executor = new KeyExecutor(
+    (tag, a, b, body) => running.handle(tag, a, b, body) as void | Promise<unknown>,
+    control,
+    {
+      done: (key, tag) => sender.send(ToMain.Done, key, tag),
+      failed: (error, tag, key) =>
+        log.error("Handler failed (record {tag}, key {key}): {error}", { tag, key, error }),
+      now: () => performance.timeOrigin + performance.now(),
+    },
+  );
+  await runLoop(receiver, (tag, a, b, body) => executor.submit(keyOf(tag, a), tag, a, b, body));
+}
+
+/** The ordering key of a record: socket records are keyed by socket id. */
+function keyOf(tag: number, a: number): number {
+  return tag === 5 /* ToWorker.Idle */ ? 0 : a;
+}
+
+async function runLoop(
+  receiver: RingReceiver,
+  handle: (tag: number, a: number, b: number, body: Uint8Array) => void,
+): Promise<void> {
+  // Async handlers, timers and control messages need the event loop too.
+  const pause = new MacrotaskYield(YIELD_EVERY_MS);
+  for (;;) {
+    const count = receiver.drain(handle);
+    if (count === 0) {
+      await receiver.wait();
+      pause.reset();
+    } else {
+      await pause.maybe();
+    }
+  }
+}
+
+async function preloadNames(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const entry of Deno.readDir(dir)) {
+    if (entry.isFile && /\.(ts|js|mts|mjs)$/.test(entry.name)) names.push(entry.name);
+  }
+  return names.sort();
+}
+
+function readEnv(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    return undefined; // no env permission: the token stays as written
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * The runtime adapter for workers: the only place that calls `new Worker`.
+ *
+ * @module
+ */
+import type { MainControl, WorkerControl } from "./wire.ts";
+
+/** Deno permissions of a worker (Deno's worker permission syntax). */
+export interface WorkerPermissions {
+  read: boolean | string[];
+  write: boolean | string[];
+  net: boolean | string[];
+  env: boolean | string[];
+  run: boolean | string[];
+  ffi: boolean | string[];
+  sys: boolean | string[];
+  import: boolean | string[];
+}
+
+/** A started worker, as the pool drives it. */
+export interface WorkerHandle {
+  post(message: MainControl): void;
+  terminate(): void;
+  /** Control messages from the worker. */
+  onControl: (message: WorkerControl) => void;
+  /** An uncaught error in the worker (the worker is gone or about to be). */
+  onError: (message: string) => void;
+}
+
+/** Starts a worker by index. */
+export type WorkerFactory = (index: number, name: string) => WorkerHandle;
+
+/**
+ * A factory for real Deno workers running `core/pool/worker_entry.ts` with the
+ * given permissions (requires `--unstable-worker-options`).
+ */
+export function denoWorkerFactory(permissions: WorkerPermissions): WorkerFactory {
+  const url = new URL("./worker_entry.ts", import.meta.url);
+  return (_index, name) => {
+    const worker = new Worker(url, {
+      type: "module",
+      name,
+      // Deno extension: the worker gets these permissions and nothing more.
+      deno: { permissions },
+    } as WorkerOptions);
+    const handle: WorkerHandle = {
+      post: (message) => worker.postMessage(message),
+      terminate: () => worker.terminate(),
+      onControl: () => {},
+      onError: () => {},
+    };
+    worker.onmessage = (event: MessageEvent<WorkerControl>) => handle.onControl(event.data);
+    worker.onerror = (event: ErrorEvent) => {
+      event.preventDefault();
+      handle.onError(event.message);
+    };
+    worker.onmessageerror = () => handle.onError("a control message could not be deserialized");
+    return handle;
+  };
+}

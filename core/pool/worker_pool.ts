@@ -1,0 +1,250 @@
+/**
+ * The main-thread side of a stage's workers: spawning, the rings to and from
+ * each worker, counting work in flight, and replacing a worker that died.
+ *
+ * @module
+ */
+import type { Logger } from "@logtape/logtape";
+import type { LogOptions } from "../log/mod.ts";
+import { fromErrorRecord } from "../message/mod.ts";
+import { RingBuffer, RingReceiver, RingSender } from "../ring/mod.ts";
+import { ControlBlock } from "./control_block.ts";
+import { MacrotaskYield } from "./macrotask_yield.ts";
+import type { WorkerFactory, WorkerHandle } from "./worker_handle.ts";
+import {
+  type MainControl,
+  type ProcessInfo,
+  type ScriptSettings,
+  ToMain,
+  type WorkerControl,
+} from "./wire.ts";
+
+/** Options of a {@link WorkerPool}. */
+export interface WorkerPoolOptions {
+  stageId: string;
+  size: number;
+  /** Data bytes of each ring (power of two). */
+  ringCapacity: number;
+  factory: WorkerFactory;
+  script: ScriptSettings;
+  process: ProcessInfo;
+  log: LogOptions;
+  logger: Logger;
+  /** A record from worker `worker` (Done records are counted first, then passed on). */
+  onRecord(worker: number, tag: number, a: number, b: number, body: Uint8Array): void;
+  /** Worker `worker`'s outbound ring was drained: a good moment to flush output. */
+  onTurnEnd(worker: number): void;
+  /** A control message from a worker. */
+  onControl(worker: number, message: WorkerControl): void;
+  /** Worker `worker` died and was replaced; its in-flight work is gone. */
+  onWorkerLost(worker: number, reason: string): void;
+}
+
+interface Slot {
+  index: number;
+  handle: WorkerHandle;
+  sender: RingSender;
+  receiver: RingReceiver;
+  control: ControlBlock;
+  inFlight: number;
+  abort: AbortController;
+  generation: number;
+  idle: boolean;
+}
+
+/** Longest stretch a read loop runs before letting I/O in. */
+const YIELD_EVERY_MS = 2;
+
+/** Raised when a worker cannot load the stage's script. */
+export class WorkerStartError extends Error {
+  override name = "WorkerStartError";
+}
+
+/** A fixed-size pool of workers running one stage's script. */
+export class WorkerPool {
+  #options: WorkerPoolOptions;
+  #slots: Slot[] = [];
+  #closed = false;
+  #generation = 0;
+
+  constructor(options: WorkerPoolOptions) {
+    if (!Number.isInteger(options.size) || options.size < 1) {
+      throw new RangeError(`Worker pool size must be a positive integer; got ${options.size}`);
+    }
+    this.#options = options;
+  }
+
+  /** Number of workers. */
+  get size(): number {
+    return this.#options.size;
+  }
+
+  /** Starts every worker and resolves once each has loaded the main script. */
+  async start(): Promise<void> {
+    const starts: Promise<void>[] = [];
+    for (let index = 0; index < this.#options.size; index++) starts.push(this.#spawn(index));
+    const results = await Promise.allSettled(starts);
+    const failure = results.find((result) => result.status === "rejected");
+    if (failure !== undefined) {
+      await this.close();
+      throw (failure as PromiseRejectedResult).reason;
+    }
+  }
+
+  /** Sends a record to a worker; every record is counted in flight until its Done. */
+  send(worker: number, tag: number, a: number, b: number, body?: Uint8Array, body2?: Uint8Array) {
+    const slot = this.#slots[worker];
+    if (slot === undefined || this.#closed) return;
+    slot.inFlight++;
+    slot.sender.send(tag, a, b, body, body2);
+  }
+
+  /** Sends a control message to one worker. */
+  post(worker: number, message: MainControl): void {
+    this.#slots[worker]?.handle.post(message);
+  }
+
+  /** Whether the stage's main script exported an idle function. */
+  get hasIdle(): boolean {
+    return this.#slots[0]?.idle ?? false;
+  }
+
+  /** Records sent to `worker` and not yet done. */
+  inFlight(worker: number): number {
+    return this.#slots[worker]?.inFlight ?? 0;
+  }
+
+  /** Total records in flight across the pool. */
+  get totalInFlight(): number {
+    let total = 0;
+    for (const slot of this.#slots) total += slot.inFlight;
+    return total;
+  }
+
+  /** The control block of a worker (what it runs, since when). */
+  control(worker: number): ControlBlock | undefined {
+    return this.#slots[worker]?.control;
+  }
+
+  /** Stops every worker. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const slot of this.#slots) this.#stop(slot);
+    this.#slots = [];
+    await Promise.resolve();
+  }
+
+  #spawn(index: number): Promise<void> {
+    const options = this.#options;
+    const inbound = RingBuffer.create(options.ringCapacity);
+    const outbound = RingBuffer.create(options.ringCapacity);
+    const control = ControlBlock.create();
+    const handle = options.factory(index, `${options.stageId}#${index}`);
+    const slot: Slot = {
+      index,
+      handle,
+      sender: new RingSender(inbound),
+      receiver: new RingReceiver(outbound),
+      control,
+      inFlight: 0,
+      abort: new AbortController(),
+      generation: ++this.#generation,
+      idle: false,
+    };
+    this.#slots[index] = slot;
+    return new Promise<void>((resolve, reject) => {
+      let ready = false;
+      handle.onControl = (message) => {
+        if (message.type === "ready") {
+          ready = true;
+          slot.idle = message.idle;
+          this.#readLoop(slot);
+          resolve();
+        } else if (message.type === "failed") {
+          const error = fromErrorRecord(message.error);
+          if (!ready) {
+            reject(
+              new WorkerStartError(
+                `Stage "${options.stageId}" worker ${index} could not start: ${error.message}`,
+                { cause: error },
+              ),
+            );
+          } else options.logger.error("Worker {index} failed: {error}", { index, error });
+        } else {
+          options.onControl(index, message);
+        }
+      };
+      handle.onError = (message) => {
+        if (!ready) {
+          reject(
+            new WorkerStartError(
+              `Stage "${options.stageId}" worker ${index} died while starting: ${message}`,
+            ),
+          );
+          return;
+        }
+        this.#replace(slot, message);
+      };
+      handle.post({
+        type: "init",
+        index,
+        stageId: options.stageId,
+        inbound: inbound.buffer,
+        outbound: outbound.buffer,
+        control: control.buffer,
+        script: options.script,
+        process: options.process,
+        log: options.log,
+      });
+    });
+  }
+
+  #replace(slot: Slot, reason: string): void {
+    if (this.#closed || this.#slots[slot.index] !== slot) return;
+    this.#options.logger.error("Worker {index} of stage {stage} died ({reason}); replacing it", {
+      index: slot.index,
+      stage: this.#options.stageId,
+      reason,
+    });
+    this.#stop(slot);
+    this.#spawn(slot.index).then(
+      () => this.#options.onWorkerLost(slot.index, reason),
+      (error) =>
+        this.#options.logger.error("Worker {index} could not be replaced: {error}", {
+          index: slot.index,
+          error,
+        }),
+    );
+  }
+
+  #stop(slot: Slot): void {
+    slot.abort.abort();
+    slot.sender.close();
+    slot.handle.terminate();
+  }
+
+  async #readLoop(slot: Slot): Promise<void> {
+    const options = this.#options;
+    const onRecord = (tag: number, a: number, b: number, body: Uint8Array) => {
+      if (tag === ToMain.Done && slot.inFlight > 0) slot.inFlight--;
+      options.onRecord(slot.index, tag, a, b, body);
+    };
+    const signal = slot.abort.signal;
+    using pause = new MacrotaskYield(YIELD_EVERY_MS);
+    while (!signal.aborted) {
+      const count = slot.receiver.drain(onRecord);
+      if (count > 0) {
+        options.onTurnEnd(slot.index);
+        // A busy worker must not starve sockets, timers and the other workers' loops.
+        await pause.maybe();
+        continue;
+      }
+      try {
+        await slot.receiver.wait(undefined, signal);
+      } catch {
+        return; // aborted
+      }
+      pause.reset();
+    }
+  }
+}

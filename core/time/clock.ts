@@ -1,0 +1,49 @@
+/**
+ * The source of time for everything that waits or expires.
+ *
+ * Core code never calls `Date.now`, `performance.now` or `setTimeout` directly
+ * where timing is the subject: it takes a {@link Clock}, so tests can drive time.
+ *
+ * @module
+ */
+
+/** A cancellable timer returned by {@link Clock.setTimeout}. */
+export interface TimerHandle {
+  /** Cancels the timer; calling it twice is harmless. */
+  cancel(): void;
+}
+
+/** Time as core code sees it. */
+export interface Clock {
+  /** Milliseconds on a monotonic scale (only differences are meaningful). */
+  now(): number;
+  /** Wall-clock milliseconds since the Unix epoch. */
+  wallNow(): number;
+  /** Calls `fn` once after `ms` milliseconds. */
+  setTimeout(fn: () => void, ms: number): TimerHandle;
+  /** Calls `fn` every `ms` milliseconds until cancelled. */
+  setInterval(fn: () => void, ms: number): TimerHandle;
+}
+
+/**
+ * The real clock: `performance.now()` and the runtime's timers.
+ *
+ * @example
+ * ```ts
+ * import { systemClock } from "./clock.ts";
+ * const start = systemClock.now();
+ * if (systemClock.now() < start) throw new Error("monotonic time went back");
+ * ```
+ */
+export const systemClock: Clock = {
+  now: () => performance.now(),
+  wallNow: () => Date.now(),
+  setTimeout(fn, ms) {
+    const id = setTimeout(fn, ms);
+    return { cancel: () => clearTimeout(id) };
+  },
+  setInterval(fn, ms) {
+    const id = setInterval(fn, ms);
+    return { cancel: () => clearInterval(id) };
+  },
+};

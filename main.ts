@@ -1,0 +1,10 @@
+/**
+ * `stage` — the Stage server platform's command line: `stage run|check|version|help`.
+ *
+ * @module
+ */
+import { denoCliIo, main } from "./core/cli/mod.ts";
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args, denoCliIo()));
+}
