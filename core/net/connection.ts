@@ -247,12 +247,21 @@ export class Connection {
     this.#writing = true;
     this.#writeLoop().catch((error) => {
       this.#end(CloseReason.WriteError, error instanceof Error ? error.message : String(error));
-    }).finally(() => {
-      this.#writing = false;
     });
   }
 
   async #writeLoop(): Promise<void> {
+    try {
+      await this.#writeQueued();
+    } finally {
+      // Cleared in the same turn the loop saw an empty queue, so a frame queued
+      // after that always finds `#writing` false and starts a new write.
+      this.#writing = false;
+    }
+    if (this.#closeAfterFlush) this.#end(CloseReason.Script, "");
+  }
+
+  async #writeQueued(): Promise<void> {
     while (this.#out.length > 0 && !this.#ended) {
       const chunks = this.#out;
       const total = this.#outBytes;
@@ -277,7 +286,6 @@ export class Connection {
       }
       this.#bytesOut += bytes.length;
     }
-    if (this.#closeAfterFlush) this.#end(CloseReason.Script, "");
   }
 
   #armExpiry(ms: number): void {

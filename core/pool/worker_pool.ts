@@ -144,7 +144,8 @@ export class WorkerPool {
       index,
       handle,
       sender: new RingSender(inbound),
-      receiver: new RingReceiver(outbound),
+      // Pooled bodies: small records are copied into shared slabs (cheaper than one buffer each).
+      receiver: new RingReceiver(new RingBuffer(outbound.buffer, { pooledBodies: true })),
       control,
       inFlight: 0,
       abort: new AbortController(),
