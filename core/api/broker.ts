@@ -20,6 +20,7 @@ import {
 } from "../pool/wire.ts";
 import type { PlatformPort } from "./platform_port.ts";
 import { decodeFrame } from "./payload_codec.ts";
+import { describeScriptError } from "./script_error.ts";
 import { type ReceiveFunction, Socket, type SocketFormat } from "./socket.ts";
 
 /** `onAccept(socket)`: return `false` to refuse, or a receive function. */
@@ -265,9 +266,10 @@ export class Broker {
     try {
       result = onAccept(socket);
     } catch (error) {
-      this.#log.error("{where}: onAccept threw for socket {id}; closing it: {error}", {
+      this.#log.error("{where}: onAccept threw for socket {id}; closing it: {message}", {
         where,
         id: socket.id,
+        message: describeScriptError(error),
         error,
       });
       socket.close();

@@ -8,6 +8,7 @@ import type { Logger } from "@logtape/logtape";
 import type { ScriptInfo, ScriptLoader } from "../script/mod.ts";
 import { parseScriptSpec } from "../script/mod.ts";
 import type { PlatformPort } from "./platform_port.ts";
+import { describeScriptError } from "./script_error.ts";
 
 /** Receives a loaded value and `[position, path, mtime]`, or `[file, export]` on failure. */
 export type LoadCallback = (
@@ -104,7 +105,11 @@ export class StageApi {
       return loaded.value;
     } catch (error) {
       if (fn === undefined) throw error;
-      this.#log.error("Cannot load script {name}: {error}", { name, error });
+      this.#log.error("Cannot load script {name}: {message}", {
+        name,
+        message: describeScriptError(error),
+        error,
+      });
       let failure: [string, string | undefined] = [name, undefined];
       try {
         const spec = parseScriptSpec(name);
@@ -127,7 +132,11 @@ export class StageApi {
   }
 
   #failed(error: unknown, name: string): Error {
-    this.#log.error("stage.call({name}) failed: {error}", { name, error });
+    this.#log.error("stage.call({name}) failed: {message}", {
+      name,
+      message: describeScriptError(error),
+      error,
+    });
     return error instanceof Error ? error : new Error(String(error));
   }
 }

@@ -49,6 +49,8 @@ export async function runCommand(
   } as const;
   setupLogging(resolved, io.isTerminal);
   const log = coreLogger("cluster");
+  // Listen for signals before anything starts, so an early Ctrl-C still stops gracefully.
+  const stopRequested = io.shutdownSignal();
   const config = await loadConfigOrReport(cli.config, io);
   if (config === undefined) return ExitCode.Usage;
   const transpile = cli.transpile || isCompiledBinary();
@@ -71,7 +73,7 @@ export async function runCommand(
     return ExitCode.Failure;
   }
   log.info("Stage running (pid {pid}); stop with Ctrl-C or SIGTERM", { pid: Deno.pid });
-  const signal = await io.shutdownSignal();
+  const signal = await stopRequested;
   log.info("Stage stopping on {signal}", { signal });
   await running.stop();
   log.info("Stage stopped");

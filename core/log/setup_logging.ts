@@ -54,7 +54,18 @@ export function setupLogging(options: LogOptions, isTerminal: boolean): void {
   configureSync({
     reset: true,
     sinks: {
-      console: getConsoleSink({ formatter: pretty ? ansiColorFormatter : jsonLinesFormatter }),
+      // Every level goes to standard output: one ordered stream for log collectors.
+      console: getConsoleSink({
+        formatter: pretty ? ansiColorFormatter : jsonLinesFormatter,
+        levelMap: {
+          trace: "log",
+          debug: "log",
+          info: "log",
+          warning: "log",
+          error: "log",
+          fatal: "log",
+        },
+      }),
     },
     loggers: [
       { category: ["stage"], lowestLevel: options.level, sinks: ["console"] },

@@ -13,10 +13,21 @@ import { ScriptLoader } from "../script/mod.ts";
 import { systemClock } from "../time/mod.ts";
 import { ScriptHost } from "../api/script_host.ts";
 import type { PlatformPort } from "../api/platform_port.ts";
+import { describeScriptError } from "../api/script_error.ts";
 import { ControlBlock } from "./control_block.ts";
 import { KeyExecutor } from "./key_executor.ts";
 import { MacrotaskYield } from "./macrotask_yield.ts";
-import { type MainControl, ToMain, type WorkerControl, type WorkerInit } from "./wire.ts";
+import { type MainControl, ToMain, ToWorker, type WorkerControl, type WorkerInit } from "./wire.ts";
+
+/** What each inbound record runs, for error messages. */
+const recordNames: Record<number, string> = {
+  [ToWorker.Open]: "accept",
+  [ToWorker.Frame]: "receive",
+  [ToWorker.Closed]: "close",
+  [ToWorker.Inject]: "signal",
+  [ToWorker.Idle]: "idle",
+  [ToWorker.JoinFailed]: "join",
+};
 
 /** Longest stretch the ring loop runs before letting timers and I/O in. */
 const YIELD_EVERY_MS = 2;
@@ -73,6 +84,11 @@ async function boot(init: WorkerInit): Promise<void> {
     reloadSeconds: script.reloadSeconds,
     transpile: script.transpile,
     clock: systemClock,
+    onReloadError: (path, error) =>
+      log.error("Reloading {path} failed; its last good version keeps serving: {error}", {
+        path,
+        error,
+      }),
   });
   host = new ScriptHost({
     stageId: init.stageId,
@@ -102,7 +118,12 @@ async function boot(init: WorkerInit): Promise<void> {
     {
       done: (key, tag) => sender.send(ToMain.Done, key, tag),
       failed: (error, tag, key) =>
-        log.error("Handler failed (record {tag}, key {key}): {error}", { tag, key, error }),
+        log.error("Script error in the {what} handler (key {key}): {message}", {
+          what: recordNames[tag] ?? `record ${tag}`,
+          key,
+          message: describeScriptError(error),
+          error,
+        }),
       now: () => performance.timeOrigin + performance.now(),
     },
   );
@@ -111,7 +132,7 @@ async function boot(init: WorkerInit): Promise<void> {
 
 /** The ordering key of a record: socket records are keyed by socket id. */
 function keyOf(tag: number, a: number): number {
-  return tag === 5 /* ToWorker.Idle */ ? 0 : a;
+  return tag === ToWorker.Idle || tag === ToWorker.JoinFailed ? 0 : a;
 }
 
 async function runLoop(

@@ -40,6 +40,11 @@ export interface ScriptLoaderOptions {
   clock: Clock;
   files?: ScriptFiles;
   importModule?: ModuleImporter;
+  /**
+   * A changed file failed to load; the last good version keeps serving until the
+   * file changes again. (Without a previous version, the load rejects instead.)
+   */
+  onReloadError?: (path: string, error: unknown) => void;
 }
 
 const EXTENSIONS = [".ts", ".js", ".mts", ".mjs", ".tsx", ".jsx"];
@@ -205,7 +210,17 @@ export class ScriptLoader {
       cached.checkedAt = now;
       return cached;
     }
-    const module = await this.#importFile(found.path, cached !== undefined);
+    let module: Record<string, unknown>;
+    try {
+      module = await this.#importFile(found.path, cached !== undefined);
+    } catch (error) {
+      if (cached === undefined) throw error;
+      this.#options.onReloadError?.(found.path, error);
+      // Remember the broken version's stat so it is not retried until it changes.
+      Object.assign(cached, { position: found.position, path: found.path, stat: found.stat });
+      cached.checkedAt = now;
+      return cached;
+    }
     const entry: Entry = { ...found, module, checkedAt: now };
     this.#entries.set(file, entry);
     return entry;

@@ -1,0 +1,40 @@
+/**
+ * Describing script failures for logs: the message and the script position
+ * (the first stack frame outside the platform's own code).
+ *
+ * @module
+ */
+
+const CORE_PATH = new URL("../", import.meta.url).href;
+
+/**
+ * The `file:line:column` of the first stack frame that belongs to a script (not
+ * to `core/` nor to the runtime), or `undefined`.
+ *
+ * @example
+ * ```ts
+ * import { scriptPosition } from "./script_error.ts";
+ * const error = new Error("x");
+ * error.stack = "Error: x\n    at f (file:///srv/scripts/start.ts:4:35)";
+ * if (scriptPosition(error) !== "file:///srv/scripts/start.ts:4:35") throw new Error("wrong");
+ * ```
+ */
+export function scriptPosition(error: unknown): string | undefined {
+  const stack = error instanceof Error ? error.stack : undefined;
+  if (stack === undefined) return undefined;
+  for (const line of stack.split("\n").slice(1)) {
+    const match = /((?:file|data):[^\s)]+:\d+:\d+)\)?\s*$/.exec(line.trim());
+    const location = match?.[1];
+    if (location === undefined || location.startsWith(CORE_PATH)) continue;
+    if (location.startsWith("data:")) return "<transpiled script>";
+    return location;
+  }
+  return undefined;
+}
+
+/** `"TypeError: boom at file:///…/start.ts:4:35"`, for one-line logs. */
+export function describeScriptError(error: unknown): string {
+  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  const position = scriptPosition(error);
+  return position === undefined ? text : `${text} (at ${position})`;
+}

@@ -1,0 +1,145 @@
+/**
+ * The `stage` command line as users run it: a real subprocess of main.ts.
+ */
+import assert from "node:assert/strict";
+import { FrameClient } from "../_helpers/frame_client.ts";
+import { REFERENCE, repoRoot } from "../_helpers/stage_fixture.ts";
+import { freePort, runStage, StageProcess, writeDeployment } from "../_helpers/stage_process.ts";
+import { parseCli, UsageError } from "../../core/cli/mod.ts";
+
+const CONFIG = {
+  "#threads": [2, 1000],
+  "#startup": [["script+start"]],
+  script: { "%package": ["scripts"], "script+start": "start" },
+};
+
+const SERVER = REFERENCE + `
+broker.ready("tcp://127.0.0.1:" + process.args[0] + "?json", () => async (socket, data) => {
+  if (data.boom) throw new TypeError("boom from the script");
+  if (data.slow) await new Promise((resolve) => setTimeout(resolve, data.slow));
+  socket.commit(data);
+});
+`;
+
+Deno.test("parseCli: the last --config wins; unknown commands and options are usage errors", () => {
+  const cli = parseCli(["run", "--config", "a.json", "--config", "b.json", "--", "x", "--y"]);
+  assert.deepEqual(cli, {
+    command: "run",
+    config: "b.json",
+    single: false,
+    transpile: false,
+    args: ["x", "--y"],
+  });
+  assert.equal(
+    parseCli(["check"], (n) => n === "STAGE_TRANSPILE" ? "1" : undefined).command,
+    "check",
+  );
+  assert.throws(() => parseCli(["serve"]), UsageError);
+  assert.throws(() => parseCli(["run", "--bogus"]), UsageError);
+  assert.throws(() => parseCli(["run", "--workers", "0"]), UsageError);
+  assert.throws(() => parseCli(["run", "--config"]), UsageError);
+});
+
+Deno.test("stage version prints the version; an unknown command exits 2", async () => {
+  const version = await runStage(["version"]);
+  assert.equal(version.code, 0);
+  assert.match(version.stdout, /^stage \d+\.\d+\.\d+/);
+  const bad = await runStage(["serve"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /Unknown command "serve"/);
+});
+
+Deno.test("stage run exits 2 on a bad config, naming the key path, expectation and value", async () => {
+  const { dir, config } = await writeDeployment(
+    { ...CONFIG, "#threads": ["four"] },
+    { "start.ts": SERVER },
+  );
+  try {
+    const result = await runStage(["run", "--config", config, "--", String(freePort())]);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /#threads\[0\]/);
+    assert.match(result.stderr, /expected/);
+    assert.match(result.stderr, /four/);
+    assert.doesNotMatch(result.stdout, /listening on/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("stage run exits 1 when the main script fails to load", async () => {
+  const { dir, config } = await writeDeployment(CONFIG, {
+    "start.ts": "throw new Error('broken at the top level');",
+  });
+  try {
+    const result = await runStage(["run", "--config", config]);
+    assert.equal(result.code, 1);
+    assert.match(result.stdout, /broken at the top level/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+for (const transpile of [false, true]) {
+  Deno.test(`stage run serves, logs a script error with its position, and stops gracefully on SIGTERM (${transpile ? "transpiled" : "native"} scripts)`, async () => {
+    const { dir, config } = await writeDeployment(CONFIG, { "start.ts": SERVER });
+    const port = freePort();
+    try {
+      await using stage = new StageProcess(
+        ["run", "--config", config, "--", String(port)],
+        transpile ? { STAGE_TRANSPILE: "1" } : {},
+      );
+      await stage.waitFor((line) => line.message.includes("listening on"));
+      await using client = await FrameClient.connect(port, "json");
+      await client.send({ boom: true }, { echo: 1 });
+      assert.deepEqual(await client.next(), { echo: 1 });
+      const error = await stage.waitFor((line) => line.message.includes("Script error"));
+      assert.equal(error.level, "ERROR");
+      assert.match(error.message, /boom from the script/);
+      if (!transpile) assert.match(error.message, /start\.ts:4:\d+/);
+      // A reply still being computed when SIGTERM arrives is delivered before the socket closes.
+      await client.send({ slow: 300 });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      stage.signal("SIGTERM");
+      assert.deepEqual(await client.next(), { slow: 300 });
+      await client.closedByServer();
+      assert.equal(await stage.exitCode(), 0);
+      assert.ok(stage.lines.some((line) => line.message === "Stage stopped"));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}
+
+Deno.test("the default config runs the default start script: echo and time on 127.0.0.1:8801", async () => {
+  await using stage = new StageProcess(["run", "--config", `${repoRoot}/config/stage.json`]);
+  await stage.waitFor((line) => line.message.includes("listening on"));
+  await using client = await FrameClient.connect(8801, "bson");
+  await client.send({ message: "echo", text: "hi", n: 7 });
+  assert.deepEqual(await client.next(), { message: "echo", text: "hi", n: 7 });
+  const before = Date.now();
+  await client.send({ message: "time" });
+  const time = await client.next<{ message: string; time: Date; epochMs: number }>();
+  assert.equal(time.message, "time");
+  assert.ok(time.time instanceof Date);
+  assert.ok(Math.abs(time.epochMs - before) < 5000);
+  stage.signal("SIGINT");
+  assert.equal(await stage.exitCode(), 0);
+});
+
+Deno.test("stage check validates the config and type-checks the scripts", async () => {
+  const good = await runStage(["check", "--config", `${repoRoot}/config/stage.json`]);
+  assert.equal(good.code, 0, good.stderr);
+  assert.match(good.stdout, /type-check ok/);
+  const { dir, config } = await writeDeployment(CONFIG, {
+    "start.ts": REFERENCE + "const n: number = 'not a number';\nlogger.info(String(n));\n",
+  });
+  try {
+    const bad = await runStage(["check", "--config", config]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /not assignable to type 'number'/);
+    const syntaxOnly = await runStage(["check", "--transpile", "--config", config]);
+    assert.equal(syntaxOnly.code, 0, "syntax is fine; types are not checked without deno");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
