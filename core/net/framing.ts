@@ -236,7 +236,7 @@ export class FrameDecoder {
     const frame = this.#frame!;
     if (frame.length >= needed) return frame;
     const grown = new Uint8Array(Math.min(this.#frameLength, Math.max(needed, frame.length * 2)));
-    grown.set(frame.subarray(0, this.#frameFilled - 1), 0);
+    grown.set(frame.subarray(0, this.#frameFilled), 0);
     this.#frame = grown;
     return grown;
   }
