@@ -6,7 +6,7 @@
  * `{ message: "time" }` and get the server time.
  */
 
-const server = broker.ready("tcp://127.0.0.1:8801?packet=64k,64k", (socket) => {
+const server = broker.ready("tcp://127.0.0.1:8801?packet=64k,64k", () => {
   return (socket, data) => {
     switch (data?.message) {
       case "echo":

@@ -1,3 +1,4 @@
+// deno-lint-ignore-file no-var -- `var` is how a global is declared for `globalThis` and scripts alike.
 /**
  * Ambient declarations of what a Stage script sees: the globals `stage`,
  * `broker`, `logger` and `process`. Reference this file from a script for
