@@ -20,7 +20,7 @@ const decoder = new TextDecoder("utf-8", { fatal: true });
  * ```ts
  * import { decodeFrame, encodeFrameParts } from "./payload_codec.ts";
  * const [head, body] = encodeFrameParts({ message: "echo" }, "json", 1024);
- * const frame = new Uint8Array([...head, ...(body ?? [])]);
+ * const frame = new Uint8Array([...head, ...(body ?? [])]); // copy before the next call
  * const value = decodeFrame(frame, "json") as { message: string };
  * if (value.message !== "echo") throw new Error("round trip failed");
  * ```
@@ -57,9 +57,14 @@ export function decodeFrame(frame: Uint8Array, codec: Codec): unknown {
   }
 }
 
+/** The 4-byte header of json/raw frames, reused: the caller copies it at once. */
+const scratchHeader = new Uint8Array(4);
+const scratchView = new DataView(scratchHeader.buffer);
+
 /**
  * Encodes a value as a frame, returned in up to two parts (header and payload)
- * so the caller can write them without concatenating.
+ * so the caller can write them without concatenating. For `json` and `raw` the
+ * first part is a shared scratch header, valid only until the next call.
  *
  * @param maxOut the largest frame allowed (the socket's `OUT`)
  * @throws TypeError when the value cannot be encoded with the codec
@@ -87,7 +92,7 @@ export function encodeFrameParts(
       if (text === undefined) {
         throw new TypeError(`A json socket cannot commit ${describe(value)}`);
       }
-      parts = [header(0), encoder.encode(text)];
+      parts = [scratchHeader, encoder.encode(text)];
       break;
     }
     case "raw": {
@@ -100,7 +105,7 @@ export function encodeFrameParts(
           `A raw socket commits a Uint8Array, ArrayBuffer or string; got ${describe(value)}`,
         );
       }
-      parts = [header(0), bytes];
+      parts = [scratchHeader, bytes];
       break;
     }
   }
@@ -108,14 +113,8 @@ export function encodeFrameParts(
   if (total > maxOut) {
     throw new RangeError(`Frame of ${total} bytes exceeds the socket's OUT limit of ${maxOut}`);
   }
-  if (parts[1] !== undefined) new DataView(parts[0].buffer).setInt32(0, total, true);
+  if (parts[1] !== undefined) scratchView.setInt32(0, total, true);
   return parts;
-}
-
-function header(total: number): Uint8Array {
-  const bytes = new Uint8Array(4);
-  new DataView(bytes.buffer).setInt32(0, total, true);
-  return bytes;
 }
 
 function describe(value: unknown): string {

@@ -122,6 +122,7 @@ export class ScriptStage {
         cause: failed.error,
       });
     }
+    this.#broker.startAccepting();
     if (this.#pool.hasIdle) this.#idle.start();
     log.info("Stage {stage} started with {workers} workers", {
       stage: this.id,

@@ -36,6 +36,21 @@ export interface WorkerSink {
   post(worker: number, message: MainControl): void;
 }
 
+/** What {@link BrokerService.sockets} reports per socket. */
+export interface SocketInfo {
+  id: number;
+  url: string;
+  remote: string;
+  /** The worker that owns the socket's state. */
+  home: number | undefined;
+  /** Frames waiting for their handlers. */
+  pendingFrames: number;
+  /** Committed bytes not yet written. */
+  queuedOutBytes: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
 /** Limits of the broker service. */
 export interface BrokerLimits {
   /** Frames of one socket waiting for handlers before its reading pauses. */
@@ -85,7 +100,8 @@ export class BrokerService {
   #dirty = new Set<Connection>();
   #nextId = 1;
   #closing = false;
-  #accepting = new Set<Promise<void>>();
+  /** Accept loops; `undefined` until {@link startAccepting}. */
+  #accepting: Set<Promise<void>> | undefined;
   #closedByReason = new Map<string, number>();
   #failedListens: { url: string; error: unknown }[] = [];
 
@@ -97,6 +113,20 @@ export class BrokerService {
   /** Open sockets. */
   get socketCount(): number {
     return this.#connections.size;
+  }
+
+  /** A snapshot of every open socket (for inspection and metrics). */
+  sockets(): SocketInfo[] {
+    return [...this.#connections.values()].map((connection) => ({
+      id: connection.id,
+      url: connection.url,
+      remote: connection.remote,
+      home: this.#options.scheduler.workerOf(connection.id),
+      pendingFrames: connection.pendingFrames,
+      queuedOutBytes: connection.queuedOutBytes,
+      bytesIn: connection.bytesIn,
+      bytesOut: connection.bytesOut,
+    }));
   }
 
   /** Sockets closed so far, by reason name. */
@@ -151,9 +181,27 @@ export class BrokerService {
       url,
     });
     this.#options.workers.post(worker, { type: "listen-result", url });
+    // Bound now (so errors surface at start), accepting only once every worker has
+    // loaded the script: a socket accepted earlier could only be homed on the
+    // workers registered so far.
+    if (this.#accepting !== undefined) this.#startAccepting(server);
+  }
+
+  /**
+   * Starts accepting on every bound address (and on addresses bound later).
+   * Until then, connections wait in the kernel's backlog.
+   */
+  startAccepting(): void {
+    if (this.#accepting !== undefined) return;
+    this.#accepting = new Set();
+    for (const server of this.#servers.values()) this.#startAccepting(server);
+  }
+
+  #startAccepting(server: Server): void {
+    const loops = this.#accepting!;
     const loop = this.#acceptLoop(server);
-    this.#accepting.add(loop);
-    loop.finally(() => this.#accepting.delete(loop));
+    loops.add(loop);
+    loop.finally(() => loops.delete(loop));
   }
 
   /** Listen requests that failed (a stage fails to start when there are any). */
@@ -272,7 +320,7 @@ export class BrokerService {
     for (const connection of [...this.#connections.values()]) {
       connection.close(CloseReason.Shutdown, "");
     }
-    await Promise.allSettled([...this.#accepting]);
+    await Promise.allSettled([...this.#accepting ?? []]);
   }
 
   async #acceptLoop(server: Server): Promise<void> {

@@ -124,6 +124,10 @@ export interface WorkerInit {
   stageId: string;
   inbound: SharedArrayBuffer;
   outbound: SharedArrayBuffer;
+  /** The worker's doorbell port of the inbound ring (transferred). */
+  inboundBell: MessagePort;
+  /** The worker's doorbell port of the outbound ring (transferred). */
+  outboundBell: MessagePort;
   control: SharedArrayBuffer;
   script: ScriptSettings;
   process: ProcessInfo;

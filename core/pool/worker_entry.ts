@@ -63,9 +63,13 @@ function post(message: WorkerControl): void {
 async function boot(init: WorkerInit): Promise<void> {
   setupLogging(init.log, init.log.format === "pretty");
   const log = coreLogger("pool", `worker-${init.index}`);
-  const sender = new RingSender(new RingBuffer(init.outbound));
+  const sender = new RingSender(
+    new RingBuffer(init.outbound, { manualWake: true, doorbell: init.outboundBell }),
+  );
   // Pooled bodies: small records are copied into shared slabs (cheaper than one buffer each).
-  const receiver = new RingReceiver(new RingBuffer(init.inbound, { pooledBodies: true }));
+  const receiver = new RingReceiver(
+    new RingBuffer(init.inbound, { pooledBodies: true, doorbell: init.inboundBell }),
+  );
   const control = new ControlBlock(init.control);
   const port: PlatformPort = {
     send: (tag, a, b, body, body2) => sender.send(tag, a, b, body, body2),

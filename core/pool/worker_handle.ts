@@ -19,7 +19,7 @@ export interface WorkerPermissions {
 
 /** A started worker, as the pool drives it. */
 export interface WorkerHandle {
-  post(message: MainControl): void;
+  post(message: MainControl, transfer?: Transferable[]): void;
   terminate(): void;
   /** Control messages from the worker. */
   onControl: (message: WorkerControl) => void;
@@ -44,7 +44,7 @@ export function denoWorkerFactory(permissions: WorkerPermissions): WorkerFactory
       deno: { permissions },
     } as WorkerOptions);
     const handle: WorkerHandle = {
-      post: (message) => worker.postMessage(message),
+      post: (message, transfer) => worker.postMessage(message, transfer ?? []),
       terminate: () => worker.terminate(),
       onControl: () => {},
       onError: () => {},

@@ -42,6 +42,8 @@ export interface WorkerPoolOptions {
 
 interface Slot {
   index: number;
+  inbound: RingBuffer;
+  outbound: RingBuffer;
   handle: WorkerHandle;
   sender: RingSender;
   receiver: RingReceiver;
@@ -121,6 +123,17 @@ export class WorkerPool {
     return total;
   }
 
+  /** Bytes waiting in a worker's rings and in the overflow queue towards it. */
+  ringUsage(worker: number): { inbound: number; overflow: number; outbound: number } | undefined {
+    const slot = this.#slots[worker];
+    if (slot === undefined) return undefined;
+    return {
+      inbound: slot.inbound.usedBytes,
+      overflow: slot.sender.queuedBytes,
+      outbound: slot.outbound.usedBytes,
+    };
+  }
+
   /** The control block of a worker (what it runs, since when). */
   control(worker: number): ControlBlock | undefined {
     return this.#slots[worker]?.control;
@@ -138,14 +151,23 @@ export class WorkerPool {
     const options = this.#options;
     const inbound = RingBuffer.create(options.ringCapacity);
     const outbound = RingBuffer.create(options.ringCapacity);
+    // Doorbells: a sleeping side is woken by a port message (see RingBufferOptions.doorbell).
+    const inboundBell = new MessageChannel();
+    const outboundBell = new MessageChannel();
     const control = ControlBlock.create();
     const handle = options.factory(index, `${options.stageId}#${index}`);
     const slot: Slot = {
       index,
+      inbound,
+      outbound,
       handle,
-      sender: new RingSender(inbound),
+      sender: new RingSender(
+        new RingBuffer(inbound.buffer, { manualWake: true, doorbell: inboundBell.port1 }),
+      ),
       // Pooled bodies: small records are copied into shared slabs (cheaper than one buffer each).
-      receiver: new RingReceiver(new RingBuffer(outbound.buffer, { pooledBodies: true })),
+      receiver: new RingReceiver(
+        new RingBuffer(outbound.buffer, { pooledBodies: true, doorbell: outboundBell.port1 }),
+      ),
       control,
       inFlight: 0,
       abort: new AbortController(),
@@ -192,11 +214,13 @@ export class WorkerPool {
         stageId: options.stageId,
         inbound: inbound.buffer,
         outbound: outbound.buffer,
+        inboundBell: inboundBell.port2,
+        outboundBell: outboundBell.port2,
         control: control.buffer,
         script: options.script,
         process: options.process,
         log: options.log,
-      });
+      }, [inboundBell.port2, outboundBell.port2]);
     });
   }
 
@@ -221,6 +245,8 @@ export class WorkerPool {
   #stop(slot: Slot): void {
     slot.abort.abort();
     slot.sender.close();
+    slot.sender.ring.close();
+    slot.receiver.ring.close();
     slot.handle.terminate();
   }
 

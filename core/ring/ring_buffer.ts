@@ -70,7 +70,28 @@ export interface RingBufferOptions {
    * and copy a body you keep for long (it pins its whole slab).
    */
   pooledBodies?: boolean;
+  /**
+   * Writer side: do not wake a sleeping reader from `tryWrite`; the writer calls
+   * {@linkcode RingBuffer.wakeReader} itself, e.g. once per batch (default `false`).
+   * Waking costs tens of microseconds, so one wake-up per batch instead of one per
+   * record matters under load.
+   */
+  manualWake?: boolean;
+  /**
+   * This side's end of a `MessageChannel` whose other end the other thread's
+   * `RingBuffer` holds. With it, a sleeping side is woken by a message on the port
+   * instead of `Atomics.notify`: a port message always wakes the receiving event
+   * loop, whereas in Deno a cross-thread `Atomics.notify` may leave an idle
+   * `waitAsync` waiter asleep until something else wakes its loop. It is also
+   * cheaper. Close it with {@linkcode RingBuffer.close}.
+   */
+  doorbell?: MessagePort;
 }
+
+/** Doorbell message: records are available. */
+const BELL_READABLE = 1;
+/** Doorbell message: space is available. */
+const BELL_WRITABLE = 2;
 
 /** One record read from a ring. */
 export interface RingRecord {
@@ -156,10 +177,14 @@ export class RingBuffer {
   // free space and saves the writer a load of the reader's cache line per record.
   #headSeen: number;
   #pooled: boolean;
+  #autoWake: boolean;
   #slab: Uint8Array<ArrayBuffer> = new Uint8Array(0);
   #slabUsed = 0;
   #readWaiters = 0;
   #writeWaiters = 0;
+  #doorbell: MessagePort | undefined;
+  /** Resolvers of waits parked on the doorbell, by the message that ends them. */
+  #bellWaiters: Record<number, (() => void)[]> = { [BELL_READABLE]: [], [BELL_WRITABLE]: [] };
 
   /**
    * Creates a ring with a fresh SharedArrayBuffer.
@@ -207,6 +232,14 @@ export class RingBuffer {
     this.#words = new Uint32Array(buffer, HEADER_BYTES, capacity / 4);
     this.#headSeen = Atomics.load(this.#control, HEAD) >>> 0;
     this.#pooled = options?.pooledBodies ?? false;
+    this.#autoWake = !(options?.manualWake ?? false);
+    const doorbell = options?.doorbell;
+    if (doorbell !== undefined) {
+      this.#doorbell = doorbell;
+      doorbell.onmessage = (event: MessageEvent<number>) => {
+        for (const wake of this.#bellWaiters[event.data]?.splice(0) ?? []) wake();
+      };
+    }
   }
 
   /** Bytes of the data area currently holding unread records (including padding). */
@@ -261,11 +294,27 @@ export class RingBuffer {
     if (length1 !== 0) this.#bytes.set(body!, offset + RECORD_HEADER);
     if (length !== length1) this.#bytes.set(body2!, offset + RECORD_HEADER + length1);
     Atomics.store(control, TAIL, tail + skip + size);
+    if (this.#autoWake) this.wakeReader();
+    return true;
+  }
+
+  /** Whether `tryWrite` leaves waking the reader to the writer ({@linkcode RingBufferOptions.manualWake}). */
+  get manualWake(): boolean {
+    return !this.#autoWake;
+  }
+
+  /**
+   * Wakes the reader if it sleeps (writer side). `tryWrite` does this itself unless
+   * the ring was attached with `manualWake`; then it must follow a batch of writes.
+   * Safe at any time: the reader re-checks for records after raising its flag.
+   */
+  wakeReader(): void {
+    const control = this.#control;
     if (Atomics.load(control, READER_SLEEPING) !== 0) {
       Atomics.store(control, READER_SLEEPING, 0);
-      Atomics.notify(control, TAIL);
+      if (this.#doorbell !== undefined) this.#doorbell.postMessage(BELL_READABLE);
+      else Atomics.notify(control, TAIL);
     }
-    return true;
   }
 
   /**
@@ -330,7 +379,8 @@ export class RingBuffer {
       Atomics.store(control, HEAD, head);
       if (Atomics.load(control, WRITER_WAITING) !== 0) {
         Atomics.store(control, WRITER_WAITING, 0);
-        Atomics.notify(control, HEAD);
+        if (this.#doorbell !== undefined) this.#doorbell.postMessage(BELL_WRITABLE);
+        else Atomics.notify(control, HEAD);
       }
       count++;
       handler(tag, a, b, body);
@@ -406,7 +456,78 @@ export class RingBuffer {
   // the other side's "publish slot, then check flag" (both sequentially consistent), so
   // either we see the new slot value or the other side sees the flag and notifies; and
   // waitAsync itself returns "not-equal" if the slot moved after we sampled it.
-  async #wait(
+  #wait(
+    slot: number,
+    flag: number,
+    reader: boolean,
+    ready: () => boolean,
+    timeoutMs: number | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<boolean> {
+    return this.#doorbell === undefined
+      ? this.#waitAtomics(slot, flag, reader, ready, timeoutMs, signal)
+      : this.#waitDoorbell(flag, reader, ready, timeoutMs, signal);
+  }
+
+  // Sleeps until the other side rings the doorbell. Same flag protocol as
+  // #waitAtomics: raise the flag, re-check, then park; the other side publishes,
+  // then checks the flag and rings.
+  async #waitDoorbell(
+    flag: number,
+    reader: boolean,
+    ready: () => boolean,
+    timeoutMs: number | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<boolean> {
+    if (signal?.aborted) return false;
+    const control = this.#control;
+    const waiters = this.#bellWaiters[reader ? BELL_READABLE : BELL_WRITABLE]!;
+    const deadline = timeoutMs === undefined ? Infinity : performance.now() + timeoutMs;
+    if (reader) this.#readWaiters++;
+    else this.#writeWaiters++;
+    try {
+      for (;;) {
+        Atomics.store(control, flag, 1);
+        if (ready()) return true;
+        if (signal?.aborted || this.#closed) return false;
+        const remaining = deadline - performance.now();
+        if (remaining <= 0) return false;
+        await new Promise<void>((resolve) => {
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const done = () => {
+            if (timer !== undefined) clearTimeout(timer);
+            signal?.removeEventListener("abort", done);
+            const index = waiters.indexOf(done);
+            if (index >= 0) waiters.splice(index, 1);
+            resolve();
+          };
+          waiters.push(done);
+          if (remaining !== Infinity) timer = setTimeout(done, remaining);
+          signal?.addEventListener("abort", done, { once: true });
+        });
+      }
+    } finally {
+      const others = reader ? --this.#readWaiters : --this.#writeWaiters;
+      if (others === 0) Atomics.store(control, flag, 0);
+    }
+  }
+
+  /**
+   * Closes this side's doorbell port (if any) and ends its pending waits with
+   * `false`. The shared memory itself needs no closing.
+   */
+  close(): void {
+    this.#closed = true;
+    if (this.#doorbell !== undefined) {
+      this.#doorbell.onmessage = null;
+      this.#doorbell.close();
+    }
+    for (const list of Object.values(this.#bellWaiters)) for (const wake of list.splice(0)) wake();
+  }
+
+  #closed = false;
+
+  async #waitAtomics(
     slot: number,
     flag: number,
     reader: boolean,

@@ -87,6 +87,34 @@ export class RingSender {
     this.#ring = ring;
   }
 
+  /**
+   * Wakes the reader now (for a ring attached with `manualWake`; harmless otherwise).
+   * See {@linkcode RingSender.wakeSoon}.
+   */
+  wake(): void {
+    this.#wakeScheduled = false;
+    this.#ring.wakeReader();
+  }
+
+  /**
+   * Wakes the reader once, after the current task's synchronous work (a microtask),
+   * however many records were sent meanwhile — one wake-up per batch. Use with a
+   * ring attached with `manualWake`.
+   */
+  wakeSoon(): void {
+    if (this.#wakeScheduled) return;
+    this.#wakeScheduled = true;
+    queueMicrotask(this.#wakeTask);
+  }
+
+  #wakeScheduled = false;
+  #wakeTask = () => this.wake();
+
+  /** The ring this sender writes to. */
+  get ring(): RingBuffer {
+    return this.#ring;
+  }
+
   /** Body bytes waiting in the overflow queue. */
   get queuedBytes(): number {
     return this.#queuedBytes;
@@ -123,7 +151,10 @@ export class RingSender {
     const length = first.byteLength + second.byteLength;
     const max = ring.maxBodyLength;
     if (length <= max) {
-      if (this.queuedRecords === 0 && ring.tryWrite(tag, a, b, first, second)) return;
+      if (this.queuedRecords === 0 && ring.tryWrite(tag, a, b, first, second)) {
+        if (ring.manualWake) this.wakeSoon();
+        return;
+      }
       this.#enqueue(tag, a, b, copyRange(first, second, 0, length));
     } else {
       let start = 0;
@@ -140,6 +171,7 @@ export class RingSender {
         const fragmentTag = end < length ? (tag | MORE_FRAGMENTS) >>> 0 : tag;
         this.#enqueue(fragmentTag, a, b, copyRange(first, second, start, end));
       }
+      if (ring.manualWake) this.wakeSoon();
     }
     this.#flushQueue();
     if (this.queuedRecords !== 0 && !this.#pumping) void this.#pump();
@@ -182,6 +214,7 @@ export class RingSender {
       this.#queuedBytes -= record.body.byteLength;
       start++;
     }
+    if (start !== this.#queueStart) this.#ring.wakeReader();
     if (start === queue.length) {
       this.#queue = [];
       this.#queueStart = 0;
@@ -250,6 +283,11 @@ export class RingReceiver {
    *
    * @param ring The ring to read from; no other reader may use it.
    */
+  /** The ring this receiver reads from. */
+  get ring(): RingBuffer {
+    return this.#ring;
+  }
+
   constructor(ring: RingBuffer) {
     this.#ring = ring;
     this.#onRecord = (tag, a, b, body) => this.#receive(tag, a, b, body);

@@ -193,3 +193,24 @@ broker.ready("tcp://127.0.0.1:0?json", () => (socket, data) => {
   await a.send({ op: "echo", text: "still here" });
   assert.deepEqual(await a.next(), { echo: "still here" });
 });
+
+Deno.test("BrokerService keeps serving new clients after many clients vanish mid-request", async () => {
+  await using fixture = await startFixture({ scripts: { "start.ts": ECHO } });
+  const port = fixture.port("raw");
+  for (let round = 0; round < 3; round++) {
+    const clients = await Promise.all(
+      Array.from({ length: 100 }, () => FrameClient.connect(port, "raw")),
+    );
+    await Promise.all(clients.map(async (client) => {
+      for (let i = 0; i < 20; i++) {
+        await client.send(new Uint8Array([round, i]));
+        assert.deepEqual(await client.next(), new Uint8Array([round, i]));
+      }
+      await client.send(new Uint8Array([9])); // in flight when the client vanishes
+      await client[Symbol.asyncDispose]();
+    }));
+  }
+  await using late = await FrameClient.connect(port, "raw");
+  await late.send(new Uint8Array([42]));
+  assert.deepEqual(await late.next(), new Uint8Array([42]));
+});

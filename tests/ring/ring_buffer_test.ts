@@ -376,3 +376,30 @@ Deno.test("RingBuffer.waitReadable resolves on a write from another thread", asy
     worker.terminate();
   }
 });
+
+Deno.test("RingBuffer with a doorbell wakes a sleeping reader and writer through the port", async () => {
+  const bell = new MessageChannel();
+  const writer = new RingBuffer(RingBuffer.create(4096).buffer, { doorbell: bell.port1 });
+  const reader = new RingBuffer(writer.buffer, { doorbell: bell.port2, pooledBodies: true });
+  try {
+    const readable = reader.waitReadable(2000);
+    await new Promise((resolve) => setTimeout(resolve, 10)); // the reader is asleep now
+    assert.ok(writer.tryWrite(7, 1, 2, new Uint8Array([1, 2, 3])));
+    assert.equal(await readable, true);
+    assert.deepEqual(reader.read()?.body, new Uint8Array([1, 2, 3]));
+    // Fill the ring, then wait for space on the writer side.
+    let written = 0;
+    while (writer.tryWrite(1, 0, 0, new Uint8Array(512))) written++;
+    const writable = writer.waitWritable(512, 2000);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(reader.drain(() => {}), written);
+    assert.equal(await writable, true);
+    // close() ends a pending wait with false.
+    const pending = reader.waitReadable();
+    reader.close();
+    assert.equal(await pending, false);
+  } finally {
+    reader.close();
+    writer.close();
+  }
+});
