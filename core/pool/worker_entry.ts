@@ -63,6 +63,7 @@ function post(message: WorkerControl): void {
 async function boot(init: WorkerInit): Promise<void> {
   setupLogging(init.log, init.log.format === "pretty");
   const log = coreLogger("pool", `worker-${init.index}`);
+  guardWorker(log);
   const sender = new RingSender(
     new RingBuffer(init.outbound, { manualWake: true, doorbell: init.outboundBell }),
   );
@@ -132,6 +133,42 @@ async function boot(init: WorkerInit): Promise<void> {
     },
   );
   await runLoop(receiver, (tag, a, b, body) => executor.submit(keyOf(tag, a), tag, a, b, body));
+}
+
+/**
+ * One bad script must not take its worker down: uncaught errors and unhandled
+ * rejections (from timers, un-awaited promises) are logged, and `Deno.exit` and
+ * `close`, which would silently end only this worker, throw instead.
+ */
+function guardWorker(log: ReturnType<typeof coreLogger>): void {
+  globalThis.addEventListener("error", (event) => {
+    event.preventDefault();
+    log.error("Uncaught script error: {message}", {
+      message: describeScriptError(event.error ?? event.message),
+      error: event.error,
+    });
+  });
+  globalThis.addEventListener("unhandledrejection", (event) => {
+    event.preventDefault();
+    log.error("Unhandled promise rejection in a script: {message}", {
+      message: describeScriptError(event.reason),
+      error: event.reason,
+    });
+  });
+  const refuse = (what: string) => () => {
+    throw new Error(`${what} is not available to stage scripts; stop the server with SIGTERM`);
+  };
+  Object.defineProperty(Deno, "exit", {
+    configurable: true,
+    writable: true,
+    value: refuse("Deno.exit()"),
+  });
+  // self.close() would end the worker without any event reaching the pool.
+  Object.defineProperty(globalThis, "close", {
+    configurable: true,
+    writable: true,
+    value: refuse("close()"),
+  });
 }
 
 /** The ordering key of a record: socket records are keyed by socket id. */

@@ -210,3 +210,36 @@ broker.ready("tcp://127.0.0.1:0?json", () => async (socket, data) => {
     run: "NotCapable",
   });
 });
+
+Deno.test("an uncaught error in a timer, an unhandled rejection or Deno.exit does not take the worker down (close() neither)", async () => {
+  await using fixture = await startFixture({
+    workers: 1,
+    scripts: {
+      "start.ts": REFERENCE + `
+broker.ready("tcp://127.0.0.1:0?json", () => (socket, data) => {
+  if (data.op === "timer") setTimeout(() => { throw new Error("thrown in a timer"); }, 0);
+  if (data.op === "reject") Promise.reject(new Error("nobody catches this"));
+  if (data.op === "exit") {
+    try { Deno.exit(1); } catch (error) {
+      try { self.close(); } catch (closeError) {
+        return socket.commit({ exit: error.message, close: closeError.message });
+      }
+    }
+  }
+  setTimeout(() => socket.commit({ alive: data.op }), 20);
+});
+`,
+    },
+  });
+  await using client = await FrameClient.connect(fixture.port(), "json");
+  await client.send({ op: "timer" });
+  assert.deepEqual(await client.next(), { alive: "timer" });
+  await client.send({ op: "reject" });
+  assert.deepEqual(await client.next(), { alive: "reject" });
+  await client.send({ op: "exit" });
+  const refused = await client.next<{ exit: string; close: string }>();
+  assert.match(refused.exit, /Deno.exit\(1\) is not available to stage scripts/);
+  assert.match(refused.close, /close\(\) is not available to stage scripts/);
+  await client.send({ op: "after" });
+  assert.deepEqual(await client.next(), { alive: "after" });
+});
