@@ -47,49 +47,113 @@ function wrap(conn: Deno.TcpConn): StreamConn {
   return {
     read: (buffer) => conn.read(buffer),
     write: (bytes) => conn.write(bytes),
-    close: () => {
-      try {
-        conn.close();
-      } catch (error) {
-        if (!(error instanceof Deno.errors.BadResource)) throw error;
-      }
-    },
+    close: () => closeQuietly(conn),
     local: formatAddress(local.hostname, local.port),
     remote: formatAddress(remote.hostname, remote.port),
   };
 }
 
+/**
+ * Listening sockets per address on Linux. Deno's accept backlog is fixed at 511;
+ * several SO_REUSEPORT sockets on one port let the kernel spread a burst of
+ * connects over several accept queues (1,000 simultaneous connects fit).
+ */
+const ACCEPTORS = Deno.build.os === "linux" ? 4 : 1;
+
+function closeQuietly(resource: { close(): void }): void {
+  try {
+    resource.close();
+  } catch (error) {
+    if (!(error instanceof Deno.errors.BadResource)) throw error;
+  }
+}
+
+function isClosedError(error: unknown): boolean {
+  return error instanceof Deno.errors.BadResource || error instanceof Deno.errors.Interrupted;
+}
+
+/** Binds `count` sockets to one address (SO_REUSEPORT when more than one). */
+function bind(hostname: string, port: number, count: number, shared: boolean): Deno.TcpListener[] {
+  if (count === 1) {
+    return [
+      Deno.listen({ hostname, port, transport: "tcp", ...(shared ? { reusePort: true } : {}) }),
+    ];
+  }
+  if (!shared && port !== 0) {
+    // SO_REUSEPORT would let a second server on this port share it silently;
+    // a plain bind first makes "address in use" fail loudly as usual.
+    closeQuietly(Deno.listen({ hostname, port, transport: "tcp" }));
+  }
+  const first = Deno.listen({ hostname, port, transport: "tcp", reusePort: true });
+  const listeners = [first];
+  try {
+    const actual = (first.addr as Deno.NetAddr).port;
+    for (let i = 1; i < count; i++) {
+      listeners.push(Deno.listen({ hostname, port: actual, transport: "tcp", reusePort: true }));
+    }
+  } catch (error) {
+    for (const listener of listeners) closeQuietly(listener);
+    throw error;
+  }
+  return listeners;
+}
+
 /** The real transport over Deno's TCP API. */
 export const denoTransport: Transport = {
   listen(hostname, port, options) {
-    const listener = Deno.listen({
-      hostname,
-      port,
-      transport: "tcp",
-      ...(options?.reusePort ? { reusePort: true } : {}),
-    });
-    const addr = listener.addr as Deno.NetAddr;
+    const listeners = bind(hostname, port, ACCEPTORS, options?.reusePort ?? false);
+    const addr = listeners[0]!.addr as Deno.NetAddr;
+    const ready: StreamConn[] = [];
+    const waiters: ((conn: StreamConn | undefined) => void)[] = [];
+    const failures: unknown[] = [];
+    let open = listeners.length;
+    const deliver = (conn: StreamConn) => {
+      const waiter = waiters.shift();
+      if (waiter !== undefined) waiter(conn);
+      else ready.push(conn);
+    };
+    // One accept loop per socket, merged into one queue for the caller.
+    for (const listener of listeners) {
+      (async () => {
+        for (;;) {
+          try {
+            const conn = await listener.accept();
+            try {
+              deliver(wrap(conn));
+            } catch {
+              closeQuietly(conn); // reset before we could configure it
+            }
+          } catch (error) {
+            if (isClosedError(error)) break;
+            failures.push(error);
+            const waiter = waiters.shift();
+            if (waiter !== undefined) waiter(undefined);
+            await new Promise((resolve) => setTimeout(resolve, 50));
+          }
+        }
+        if (--open === 0) { for (const waiter of waiters.splice(0)) waiter(undefined); }
+      })();
+    }
     return {
       address: formatAddress(addr.hostname, addr.port),
       port: addr.port,
       close: () => {
-        try {
-          listener.close();
-        } catch (error) {
-          if (!(error instanceof Deno.errors.BadResource)) throw error;
-        }
+        for (const listener of listeners) closeQuietly(listener);
+        for (const conn of ready.splice(0)) conn.close();
       },
-      async accept() {
-        try {
-          return wrap(await listener.accept());
-        } catch (error) {
-          if (
-            error instanceof Deno.errors.BadResource || error instanceof Deno.errors.Interrupted
-          ) {
-            return undefined;
-          }
-          throw error;
-        }
+      accept() {
+        const failure = failures.shift();
+        if (failure !== undefined) return Promise.reject(failure);
+        const conn = ready.shift();
+        if (conn !== undefined) return Promise.resolve(conn);
+        if (open === 0) return Promise.resolve(undefined);
+        return new Promise<StreamConn | undefined>((resolve) => waiters.push(resolve)).then(
+          (conn) => {
+            if (conn !== undefined || open === 0) return conn;
+            const error = failures.shift();
+            return error === undefined ? this.accept() : Promise.reject(error);
+          },
+        );
       },
     };
   },

@@ -32,7 +32,7 @@ export type WorkerFactory = (index: number, name: string) => WorkerHandle;
 
 /**
  * A factory for real Deno workers running `core/pool/worker_entry.ts` with the
- * given permissions (requires `--unstable-worker-options`).
+ * given permissions (requires `--unstable-worker-options`; listeners need `--unstable-net`).
  */
 export function denoWorkerFactory(permissions: WorkerPermissions): WorkerFactory {
   const url = new URL("./worker_entry.ts", import.meta.url);

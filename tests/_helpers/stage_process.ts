@@ -22,7 +22,14 @@ export class StageProcess implements AsyncDisposable {
 
   constructor(args: string[], env: Record<string, string> = {}) {
     this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--unstable-worker-options", `${repoRoot}/main.ts`, ...args],
+      args: [
+        "run",
+        "-A",
+        "--unstable-worker-options",
+        "--unstable-net",
+        `${repoRoot}/main.ts`,
+        ...args,
+      ],
       env: { STAGE_LOG_FORMAT: "json", ...env },
       stdin: "null",
       stdout: "piped",
@@ -107,7 +114,14 @@ export async function runStage(
   env: Record<string, string> = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--unstable-worker-options", `${repoRoot}/main.ts`, ...args],
+    args: [
+      "run",
+      "-A",
+      "--unstable-worker-options",
+      "--unstable-net",
+      `${repoRoot}/main.ts`,
+      ...args,
+    ],
     env: { STAGE_LOG_FORMAT: "json", ...env },
     stdin: "null",
   }).output();

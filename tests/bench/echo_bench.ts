@@ -453,6 +453,7 @@ async function startStage(dir: string, options: EchoOptions): Promise<ServerProc
     "run",
     "-A",
     "--unstable-worker-options",
+    "--unstable-net",
     ...profile,
     new URL("main.ts", REPO_ROOT).pathname,
     "run",

@@ -143,3 +143,17 @@ Deno.test("stage check validates the config and type-checks the scripts", async 
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("stage run exits 1 naming the address when a listen port is already in use", async () => {
+  const holder = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (holder.addr as Deno.NetAddr).port;
+  const { dir, config } = await writeDeployment(CONFIG, { "start.ts": SERVER });
+  try {
+    const result = await runStage(["run", "--config", config, "--", String(port)]);
+    assert.equal(result.code, 1);
+    assert.match(result.stdout, new RegExp(`cannot listen on tcp://127\\.0\\.0\\.1:${port}`));
+  } finally {
+    holder.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
