@@ -5,6 +5,8 @@
  * @module
  */
 
+import { originalUrl } from "../script/mod.ts";
+
 const CORE_PATH = new URL("../", import.meta.url).href;
 
 /**
@@ -23,11 +25,12 @@ export function scriptPosition(error: unknown): string | undefined {
   const stack = error instanceof Error ? error.stack : undefined;
   if (stack === undefined) return undefined;
   for (const line of stack.split("\n").slice(1)) {
-    const match = /((?:file|data):[^\s)]+:\d+:\d+)\)?\s*$/.exec(line.trim());
-    const location = match?.[1];
-    if (location === undefined || location.startsWith(CORE_PATH)) continue;
-    if (location.startsWith("data:")) return "<transpiled script>";
-    return location;
+    const match = /((?:file|data):[^\s)]+?):(\d+):(\d+)\)?\s*$/.exec(line.trim());
+    const url = match?.[1];
+    if (url === undefined || url.startsWith(CORE_PATH)) continue;
+    // Transpiled scripts run from data: URLs; name the file they came from.
+    const file = url.startsWith("data:") ? originalUrl(url) ?? "<transpiled script>" : url;
+    return `${file}:${match![2]}:${match![3]}`;
   }
   return undefined;
 }

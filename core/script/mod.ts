@@ -14,4 +14,10 @@ export {
   type ScriptSpec,
 } from "./script_loader.ts";
 export { denoScriptFiles, type ScriptFiles, type ScriptFileStat } from "./script_files.ts";
-export { isCompiledBinary, stripTypes, toDataUrl } from "./transpile.ts";
+export {
+  isCompiledBinary,
+  originalUrl,
+  registerTranspiled,
+  stripTypes,
+  toDataUrl,
+} from "./transpile.ts";

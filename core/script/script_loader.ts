@@ -9,7 +9,7 @@ import { isAbsolute, join, normalize } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { Clock } from "../time/mod.ts";
 import { denoScriptFiles, type ScriptFiles, type ScriptFileStat } from "./script_files.ts";
-import { stripTypes, toDataUrl } from "./transpile.ts";
+import { registerTranspiled, stripTypes, toDataUrl } from "./transpile.ts";
 
 /** A parsed script reference: `"file"` or `"file+export"`. */
 export interface ScriptSpec {
@@ -230,7 +230,9 @@ export class ScriptLoader {
     const fileUrl = pathToFileURL(path).href;
     if (this.#options.transpile) {
       const source = await this.#files.readText(path);
-      return await this.#import(toDataUrl(stripTypes(source, fileUrl)));
+      const dataUrl = toDataUrl(stripTypes(source, fileUrl));
+      registerTranspiled(dataUrl, fileUrl);
+      return await this.#import(dataUrl);
     }
     // A changed file needs a new module URL: the module map caches by URL.
     return await this.#import(again ? `${fileUrl}?v=${++this.#version}` : fileUrl);

@@ -34,6 +34,42 @@ export function stripTypes(source: string, fileUrl: string): string {
   }
 }
 
+/** data: URL → the file URL it was transpiled from (for stack traces). */
+const transpiled = new Map<string, string>();
+
+/**
+ * Remembers that `dataUrl` holds the transpiled code of `fileUrl`, so
+ * {@link originalUrl} can name the file in stack traces.
+ */
+export function registerTranspiled(dataUrl: string, fileUrl: string): void {
+  transpiled.set(dataUrl, fileUrl);
+}
+
+/**
+ * The file URL behind a `data:` URL as it appears in a stack trace (where the
+ * runtime may shorten the middle to `......`), or `undefined`.
+ *
+ * @example
+ * ```ts
+ * import { originalUrl, registerTranspiled, toDataUrl } from "./transpile.ts";
+ * const url = toDataUrl("export default 1;");
+ * registerTranspiled(url, "file:///srv/scripts/one.ts");
+ * if (originalUrl(url) !== "file:///srv/scripts/one.ts") throw new Error("not found");
+ * ```
+ */
+export function originalUrl(frameUrl: string): string | undefined {
+  const exact = transpiled.get(frameUrl);
+  if (exact !== undefined) return exact;
+  const cut = frameUrl.indexOf("......");
+  if (cut < 0) return undefined;
+  const head = frameUrl.slice(0, cut);
+  const tail = frameUrl.slice(cut + 6);
+  for (const [dataUrl, fileUrl] of transpiled) {
+    if (dataUrl.startsWith(head) && dataUrl.endsWith(tail)) return fileUrl;
+  }
+  return undefined;
+}
+
 /** Encodes JavaScript source as an importable `data:` URL. */
 export function toDataUrl(code: string): string {
   const bytes = new TextEncoder().encode(code);

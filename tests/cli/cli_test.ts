@@ -95,7 +95,7 @@ for (const transpile of [false, true]) {
       const error = await stage.waitFor((line) => line.message.includes("Script error"));
       assert.equal(error.level, "ERROR");
       assert.match(error.message, /boom from the script/);
-      if (!transpile) assert.match(error.message, /start\.ts:4:\d+/);
+      assert.match(error.message, /scripts\/start\.ts:4:\d+/);
       // A reply still being computed when SIGTERM arrives is delivered before the socket closes.
       await client.send({ slow: 300 });
       await new Promise((resolve) => setTimeout(resolve, 50));
