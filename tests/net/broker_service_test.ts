@@ -250,3 +250,27 @@ Deno.test("BrokerService accepts 1,000 simultaneous connects without overflowing
     for (const conn of conns) conn.close();
   }
 });
+
+Deno.test("BrokerService runs different sockets in parallel on different workers, one socket never concurrently", async () => {
+  await using fixture = await startFixture({
+    workers: 2,
+    scripts: {
+      "start.ts": REFERENCE + `
+broker.ready("tcp://127.0.0.1:0?json", () => (socket, data) => {
+  const start = Date.now();
+  while (Date.now() - start < data.spin) { /* hold the worker */ }
+  socket.commit({ worker: stage.worker, start, end: Date.now() });
+});
+`,
+    },
+  });
+  const port = fixture.port();
+  await using a = await FrameClient.connect(port, "json");
+  await using b = await FrameClient.connect(port, "json");
+  type Span = { worker: number; start: number; end: number };
+  await Promise.all([a.send({ spin: 300 }, { spin: 300 }), b.send({ spin: 300 })]);
+  const [a1, a2, b1] = [await a.next<Span>(), await a.next<Span>(), await b.next<Span>()];
+  assert.notEqual(a1.worker, b1.worker, "the two sockets have different home workers");
+  assert.ok(a1.start < b1.end && b1.start < a1.end, "different sockets overlapped in time");
+  assert.ok(a2.start >= a1.end, "frames of one socket never overlap");
+});
