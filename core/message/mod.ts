@@ -1,5 +1,6 @@
 /**
- * Messages between stages: error records (more arrives with the messaging core).
+ * Messages between stages: the signal address grammar, waitfor lookup order and
+ * error records that cross thread and process boundaries.
  *
  * @module
  */
@@ -9,3 +10,10 @@ export {
   registerErrorClass,
   toErrorRecord,
 } from "./error_record.ts";
+export {
+  lookupChain,
+  type MessageParts,
+  parseTarget,
+  type Target,
+  type TargetScope,
+} from "./target.ts";
