@@ -17,3 +17,4 @@ export {
   type Target,
   type TargetScope,
 } from "./target.ts";
+export { type Waitfor, WaitforRegistry } from "./waitfor_registry.ts";
