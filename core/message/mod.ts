@@ -18,3 +18,13 @@ export {
   type TargetScope,
 } from "./target.ts";
 export { type Waitfor, WaitforRegistry } from "./waitfor_registry.ts";
+export {
+  CapturedVariableError,
+  isShippedFunction,
+  type PackedValues,
+  packValues,
+  rebuildFunction,
+  shipFunction,
+  type ShippedFunction,
+  unpackValues,
+} from "./function_shipping.ts";
