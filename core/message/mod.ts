@@ -28,3 +28,9 @@ export {
   type ShippedFunction,
   unpackValues,
 } from "./function_shipping.ts";
+export {
+  type LockGrant,
+  LockManager,
+  type LockManagerOptions,
+  type LockRequest,
+} from "./lock_manager.ts";
