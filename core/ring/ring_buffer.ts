@@ -88,6 +88,9 @@ export interface RingBufferOptions {
   doorbell?: MessagePort;
 }
 
+/** Longest sleep of an Atomics-mode wait before re-checking (see #waitAtomics). */
+const ATOMICS_POLL_MS = 20;
+
 /** Doorbell message: records are available. */
 const BELL_READABLE = 1;
 /** Doorbell message: space is available. */
@@ -551,13 +554,19 @@ export class RingBuffer {
         if (signal?.aborted) return false;
         const remaining = deadline - performance.now();
         if (remaining <= 0) return false;
-        const result = Atomics.waitAsync(
-          control,
-          slot,
-          seen,
-          remaining === Infinity ? undefined : remaining,
-        );
-        if (result.async && (await result.value) === "timed-out") return ready();
+        // Deno may leave an idle event loop asleep after a cross-thread notify, so the
+        // wait is also bounded by a real timer, which always wakes the loop: a lost
+        // wake-up costs at most ATOMICS_POLL_MS. (Use a doorbell to avoid both.)
+        const slice = Math.min(remaining, ATOMICS_POLL_MS);
+        const result = Atomics.waitAsync(control, slot, seen, slice);
+        if (!result.async) continue;
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([
+          result.value,
+          new Promise((resolve) => timer = setTimeout(resolve, slice + 1)),
+        ]);
+        clearTimeout(timer);
+        if (ready()) return true;
       }
     } finally {
       signal?.removeEventListener("abort", onAbort);

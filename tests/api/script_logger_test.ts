@@ -25,14 +25,14 @@ function text(record: LogRecord): string {
 
 Deno.test("ScriptLogger expands %F %M %L from the calling script function and %{ENV}", () => {
   const records = capture();
+  const logger = new ScriptLogger(
+    ["stage", "script", "start"],
+    (name) => name === "REGION" ? "kr-1" : undefined,
+  );
+  function handleLogin() {
+    logger.info("%F:%L in %M, region %{REGION}, missing %{NOPE}, 100%%");
+  }
   try {
-    const logger = new ScriptLogger(
-      ["stage", "script", "start"],
-      (name) => name === "REGION" ? "kr-1" : undefined,
-    );
-    function handleLogin() {
-      logger.info("%F:%L in %M, region %{REGION}, missing %{NOPE}, 100%%");
-    }
     handleLogin();
     const source = Deno.readTextFileSync(new URL(import.meta.url));
     const line = source.split("\n").findIndex((l) => l.includes('logger.info("%F:%L')) + 1;
