@@ -96,6 +96,10 @@ declare namespace Stage {
     load<T = unknown>(name: string, fn?: LoadCallback): Promise<T>;
     /** Like `load`, never reloading. */
     require<T = unknown>(name: string, fn?: LoadCallback): Promise<T>;
+    /** A cooperative yield point: lets other work on this worker run; long loops call it. */
+    yield(): Promise<void>;
+    /** Iterates, yielding when asked to or every ~10 ms: `for await (const x of stage.slice(xs))`. */
+    slice<T>(items: Iterable<T> | AsyncIterable<T>): AsyncGenerator<T>;
     /** Calls with an argument array, isolated: an exception is logged and returned as an Error. */
     call(
       fn: ((...args: Data[]) => unknown) | string,

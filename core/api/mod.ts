@@ -7,6 +7,7 @@
 export { type AcceptFunction, Broker, type ServerHandle } from "./broker.ts";
 export { type Codec, decodeFrame, encodeFrameParts } from "./payload_codec.ts";
 export type { PlatformPort } from "./platform_port.ts";
+export { CooperativeYield, type YieldSignal } from "./cooperative_yield.ts";
 export { ScriptHost, type ScriptHostOptions } from "./script_host.ts";
 export {
   type CallSite,

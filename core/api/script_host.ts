@@ -10,6 +10,7 @@ import type { ProcessInfo } from "../pool/wire.ts";
 import { ToMain, ToWorker } from "../pool/wire.ts";
 import type { ScriptLoader } from "../script/mod.ts";
 import { Broker } from "./broker.ts";
+import type { YieldSignal } from "./cooperative_yield.ts";
 import type { PlatformPort } from "./platform_port.ts";
 import { type EnvLookup, ScriptLogger } from "./script_logger.ts";
 import { ScriptProcess } from "./script_process.ts";
@@ -24,6 +25,8 @@ export interface ScriptHostOptions {
   process: ProcessInfo;
   env: EnvLookup;
   log: Logger;
+  /** The worker's control block (the watchdog's yield flag). */
+  yieldSignal: YieldSignal;
 }
 
 /** Retry delay of an idle function that threw. */
@@ -51,6 +54,7 @@ export class ScriptHost {
       port: options.port,
       loader: options.loader,
       log: options.log,
+      yieldSignal: options.yieldSignal,
     });
     this.logger = new ScriptLogger(["stage", "script", options.stageId], options.env);
     this.process = new ScriptProcess(options.process);

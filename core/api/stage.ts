@@ -7,6 +7,7 @@
 import type { Logger } from "@logtape/logtape";
 import type { ScriptInfo, ScriptLoader } from "../script/mod.ts";
 import { parseScriptSpec } from "../script/mod.ts";
+import { CooperativeYield, type YieldSignal } from "./cooperative_yield.ts";
 import type { PlatformPort } from "./platform_port.ts";
 import { describeScriptError } from "./script_error.ts";
 
@@ -23,6 +24,8 @@ export interface StageApiOptions {
   port: PlatformPort;
   loader: ScriptLoader;
   log: Logger;
+  /** The worker's control block (the watchdog's yield flag). */
+  yieldSignal: YieldSignal;
 }
 
 /** The `stage` global of one worker. */
@@ -34,6 +37,7 @@ export class StageApi {
   #port: PlatformPort;
   #loader: ScriptLoader;
   #log: Logger;
+  #yields: CooperativeYield;
 
   constructor(options: StageApiOptions) {
     this.id = options.id;
@@ -41,6 +45,21 @@ export class StageApi {
     this.#port = options.port;
     this.#loader = options.loader;
     this.#log = options.log;
+    this.#yields = new CooperativeYield(options.yieldSignal);
+  }
+
+  /**
+   * A cooperative yield point: lets this worker's event loop run (other records,
+   * timers, replies) and honours the watchdog's request to yield. Long loops call
+   * it, or iterate with {@link slice}.
+   */
+  yield(): Promise<void> {
+    return this.#yields.yield();
+  }
+
+  /** Iterates `items`, yielding when asked to or every ~10 ms: `for await (const x of stage.slice(xs))`. */
+  slice<T>(items: Iterable<T> | AsyncIterable<T>): AsyncGenerator<T> {
+    return this.#yields.slice(items);
   }
 
   /**

@@ -103,6 +103,7 @@ async function boot(init: WorkerInit): Promise<void> {
     process: init.process,
     env: readEnv,
     log: coreLogger("script", init.stageId),
+    yieldSignal: control,
   });
   host.installGlobals();
   const preload = script.preload === undefined ? [] : await preloadNames(script.preload);
