@@ -3,19 +3,10 @@
  *
  * @module
  */
+import type { WorkerPermissions } from "../config/mod.ts";
 import type { MainControl, WorkerControl } from "./wire.ts";
 
-/** Deno permissions of a worker (Deno's worker permission syntax). */
-export interface WorkerPermissions {
-  read: boolean | string[];
-  write: boolean | string[];
-  net: boolean | string[];
-  env: boolean | string[];
-  run: boolean | string[];
-  ffi: boolean | string[];
-  sys: boolean | string[];
-  import: boolean | string[];
-}
+export type { WorkerPermissions };
 
 /** A started worker, as the pool drives it. */
 export interface WorkerHandle {

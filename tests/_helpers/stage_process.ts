@@ -11,6 +11,24 @@ export interface LogLine {
   properties: Record<string, unknown>;
 }
 
+/** `deno run … main.ts <args>` with JSON logs, output piped. */
+function stageCommand(args: string[], env: Record<string, string>): Deno.Command {
+  return new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "--unstable-worker-options",
+      "--unstable-net",
+      `${repoRoot}/main.ts`,
+      ...args,
+    ],
+    env: { STAGE_LOG_FORMAT: "json", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  });
+}
+
 /** A running `stage` subprocess. */
 export class StageProcess implements AsyncDisposable {
   readonly child: Deno.ChildProcess;
@@ -21,20 +39,7 @@ export class StageProcess implements AsyncDisposable {
   #status: Promise<Deno.CommandStatus>;
 
   constructor(args: string[], env: Record<string, string> = {}) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "--unstable-worker-options",
-        "--unstable-net",
-        `${repoRoot}/main.ts`,
-        ...args,
-      ],
-      env: { STAGE_LOG_FORMAT: "json", ...env },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    this.child = stageCommand(args, env).spawn();
     this.#status = this.child.status;
     this.#pumps = [
       this.#pump(this.child.stdout, (line) => {
@@ -113,18 +118,7 @@ export async function runStage(
   args: string[],
   env: Record<string, string> = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--unstable-worker-options",
-      "--unstable-net",
-      `${repoRoot}/main.ts`,
-      ...args,
-    ],
-    env: { STAGE_LOG_FORMAT: "json", ...env },
-    stdin: "null",
-  }).output();
+  const output = await stageCommand(args, env).output();
   const decoder = new TextDecoder();
   return {
     code: output.code,
