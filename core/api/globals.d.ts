@@ -96,6 +96,35 @@ declare namespace Stage {
     load<T = unknown>(name: string, fn?: LoadCallback): Promise<T>;
     /** Like `load`, never reloading. */
     require<T = unknown>(name: string, fn?: LoadCallback): Promise<T>;
+    /**
+     * `waitfor(id, fn, ...bound)` registers `fn` for message `id` (bound values come
+     * first, then the message values); `waitfor(fn)` registers under a generated id and
+     * returns it; `waitfor(id, null)` unregisters; `waitfor(id)` returns `[fn, bound]`.
+     * A handler's return value (or resolved promise) is the reply when a reply is expected.
+     */
+    waitfor(
+      id: string | ((...args: Data[]) => unknown),
+      fn?: ((...args: Data[]) => unknown) | null,
+      ...bound: unknown[]
+    ): unknown;
+    /**
+     * Sends a message: `"msg"`, `":msg"` (synchronous, returns the handler's result),
+     * `"stage:msg"`, `"stage+msg"` (delivered as `"<me>:msg"`), `"*…"`, `"=stage:msg"`,
+     * `"+stage:msg"`, `null` (reply to the message being handled); `=reply` names the
+     * waitfor the receiver's reply goes to. Functions among the values travel as source.
+     */
+    signal(target: string | null, ...values: unknown[]): unknown;
+    /** Sends a message and resolves with the reply; a last `{ timeout: ms }` sets the timeout (default 10 s). */
+    request<T = Data>(target: string, ...values: unknown[]): Promise<T>;
+    /** Inside a handler: the matched waitfor id, message id, sender and reply address. */
+    readonly context:
+      | {
+        waitfor: string;
+        message: string;
+        from: { stage: string; worker: number };
+        reply?: { stage: string; worker: number; id: string };
+      }
+      | undefined;
     /** A cooperative yield point: lets other work on this worker run; long loops call it. */
     yield(): Promise<void>;
     /** Iterates, yielding when asked to or every ~10 ms: `for await (const x of stage.slice(xs))`. */

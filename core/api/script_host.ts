@@ -108,6 +108,8 @@ export class ScriptHost {
         return this.broker.joinFailed(b, body);
       case ToWorker.Idle:
         return this.#runIdle();
+      case ToWorker.Signal:
+        return this.stage.messaging.receive(body);
       default:
         this.#log.error("Unknown record tag {tag} from the main thread", { tag });
         return undefined;

@@ -8,6 +8,7 @@ import type { Logger } from "@logtape/logtape";
 import type { ScriptInfo, ScriptLoader } from "../script/mod.ts";
 import { parseScriptSpec } from "../script/mod.ts";
 import { CooperativeYield, type YieldSignal } from "./cooperative_yield.ts";
+import { type MessageContext, Messaging } from "./messaging.ts";
 import type { PlatformPort } from "./platform_port.ts";
 import { describeScriptError } from "./script_error.ts";
 
@@ -38,6 +39,8 @@ export class StageApi {
   #loader: ScriptLoader;
   #log: Logger;
   #yields: CooperativeYield;
+  /** Registrations and message handling of this worker. */
+  readonly messaging: Messaging;
 
   constructor(options: StageApiOptions) {
     this.id = options.id;
@@ -46,6 +49,23 @@ export class StageApi {
     this.#loader = options.loader;
     this.#log = options.log;
     this.#yields = new CooperativeYield(options.yieldSignal);
+    this.messaging = new Messaging(options.id, options.worker, options.port, options.log);
+    // Script code calls these unbound (`const { signal } = stage` is fine).
+    this.waitfor = this.messaging.waitfor.bind(this.messaging);
+    this.signal = this.messaging.signal.bind(this.messaging);
+    this.request = this.messaging.request.bind(this.messaging);
+  }
+
+  /** Registers, looks up or removes a message handler (see DESIGN.md §4). */
+  readonly waitfor: Messaging["waitfor"];
+  /** Sends a message to a target (see DESIGN.md §4). */
+  readonly signal: Messaging["signal"];
+  /** Sends a message and resolves with its reply. */
+  readonly request: Messaging["request"];
+
+  /** Inside a handler: the matched waitfor id, message id, sender and reply address. */
+  get context(): MessageContext | undefined {
+    return this.messaging.context;
   }
 
   /**

@@ -14,6 +14,7 @@ import { denoTransport, type Transport } from "../net/transport.ts";
 import { denoWorkerFactory, type WorkerFactory } from "../pool/worker_handle.ts";
 import type { BrokerLimits } from "../net/broker_service.ts";
 import { type Clock, systemClock } from "../time/mod.ts";
+import { LocalBus } from "./local_bus.ts";
 import { OnceRegistry } from "./once_registry.ts";
 import { ScriptStage } from "./script_stage.ts";
 
@@ -58,6 +59,7 @@ export async function startProcess(
   const log = options.log;
   const clock = options.clock ?? systemClock;
   const once = new OnceRegistry();
+  const bus = new LocalBus(log);
   const stages = new Map<string, ScriptStage>();
   const groups = options.groups ?? config.startup.map((_, index) => index);
   const stop = async (graceMs = 5000) => {
@@ -96,11 +98,13 @@ export async function startProcess(
         factory: options.factory ?? denoWorkerFactory(config.script.permissions),
         transport: options.transport ?? denoTransport,
         once,
+        bus,
         clock,
         log,
         ...(options.limits === undefined ? {} : { limits: options.limits }),
       });
       stages.set(ref.id, stage);
+      bus.join(stage);
       try {
         await stage.start();
       } catch (error) {

@@ -15,11 +15,13 @@ import { WorkerPool } from "../pool/worker_pool.ts";
 import {
   type ProcessInfo,
   type ScriptSettings,
+  type SignalHeader,
   ToMain,
   ToWorker,
   type WorkerControl,
 } from "../pool/wire.ts";
 import type { Clock } from "../time/mod.ts";
+import type { Bus } from "./local_bus.ts";
 import type { OnceRegistry } from "./once_registry.ts";
 
 /** Everything a {@link ScriptStage} needs. */
@@ -33,6 +35,8 @@ export interface ScriptStageOptions {
   factory: WorkerFactory;
   transport: Transport;
   once: OnceRegistry;
+  /** Routes stage messages between stages. */
+  bus: Bus;
   clock: Clock;
   log: Logger;
   limits?: Partial<BrokerLimits>;
@@ -85,6 +89,21 @@ export class ScriptStage {
       isIdle: () => this.#pool.totalInFlight === 0,
       run: () => this.#pool.send(0, ToWorker.Idle, 0, 0),
     });
+  }
+
+  /**
+   * Delivers a stage message to one worker: the one named in the header (replies
+   * go back to the worker that asked), else the least loaded.
+   */
+  deliver(header: SignalHeader, body: Uint8Array): void {
+    let worker = header.worker;
+    if (worker === undefined || worker < 0 || worker >= this.#pool.size) {
+      worker = 0;
+      for (let w = 1; w < this.#pool.size; w++) {
+        if (this.#pool.inFlight(w) < this.#pool.inFlight(worker)) worker = w;
+      }
+    }
+    this.#pool.send(worker, ToWorker.Signal, 0, 0, body);
   }
 
   /** The broker service (sockets and listeners) of this stage. */
@@ -154,6 +173,10 @@ export class ScriptStage {
 
   #record(_worker: number, tag: number, a: number, b: number, body: Uint8Array): void {
     if (this.#broker.record(tag, a, b, body)) return;
+    if (tag === ToMain.Signal) {
+      this.#options.bus.route(body);
+      return;
+    }
     if (tag === ToMain.IdleDone) {
       const next = body.length >= 8
         ? new DataView(body.buffer, body.byteOffset, 8).getFloat64(0, true)

@@ -25,6 +25,8 @@ export const ToWorker = {
   Idle: 5,
   /** An outgoing connection failed: b = join request id; body = JSON {@link ErrorRecord}. */
   JoinFailed: 6,
+  /** A stage message: a = ordering key (0 = none); body = {@link encodeSignal}. */
+  Signal: 7,
 } as const;
 
 /** Ring record tags from a worker to the main thread. */
@@ -41,7 +43,49 @@ export const ToMain = {
   SocketOption: 5,
   /** The idle function returned: body = float64 milliseconds until the next call (0 = stop). */
   IdleDone: 6,
+  /** A stage message to route: body = {@link encodeSignal}. */
+  Signal: 7,
 } as const;
+
+/** Where a stage message goes and where its reply goes: the routing header. */
+export interface SignalHeader {
+  /** Target stage id. */
+  stage: string;
+  /** Which instances: one (round robin), all, this server's, other servers'. */
+  scope: "one" | "all" | "local" | "remote";
+  /** Deliver to this worker (replies go back to the worker that asked). */
+  worker?: number;
+  /** The message id the receiver's waitfor lookup matches. */
+  message: string;
+  from: { stage: string; worker: number };
+  /** Where the receiver's reply goes. */
+  reply?: { stage: string; worker: number; id: string };
+  /** The values are `[ErrorRecord]`: the message reports a failure. */
+  error?: boolean;
+}
+
+const signalEncoder = new TextEncoder();
+const signalDecoder = new TextDecoder();
+
+/**
+ * Lays out a stage message: `[u32 header length][header JSON][packed values]`. The
+ * main thread reads only the header; workers unpack the values.
+ */
+export function encodeSignal(header: SignalHeader, values: Uint8Array): Uint8Array {
+  const json = signalEncoder.encode(JSON.stringify(header));
+  const body = new Uint8Array(4 + json.length + values.length);
+  new DataView(body.buffer).setUint32(0, json.length, true);
+  body.set(json, 4);
+  body.set(values, 4 + json.length);
+  return body;
+}
+
+/** Reads the header of a stage message and the offset of its packed values. */
+export function decodeSignalHeader(body: Uint8Array): { header: SignalHeader; values: Uint8Array } {
+  const length = new DataView(body.buffer, body.byteOffset, 4).getUint32(0, true);
+  const header = JSON.parse(signalDecoder.decode(body.subarray(4, 4 + length))) as SignalHeader;
+  return { header, values: body.subarray(4 + length) };
+}
 
 /** Socket options a worker can set (tag {@link ToMain.SocketOption}). */
 export const SocketOption = {

@@ -1,0 +1,320 @@
+/**
+ * `stage.waitfor`, `stage.signal`, `stage.request` and `stage.context` inside one
+ * worker: registrations, sending through the main thread's bus, and running
+ * handlers for the messages this worker receives.
+ *
+ * @module
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+import type { Logger } from "@logtape/logtape";
+import {
+  type ErrorRecord,
+  fromErrorRecord,
+  packValues,
+  parseTarget,
+  toErrorRecord,
+  unpackValues,
+  WaitforRegistry,
+} from "../message/mod.ts";
+import { decodeSignalHeader, encodeSignal, type SignalHeader, ToMain } from "../pool/wire.ts";
+import type { PlatformPort } from "./platform_port.ts";
+import { describeScriptError } from "./script_error.ts";
+
+/** What `stage.context` says inside a handler. */
+export interface MessageContext {
+  /** The waitfor id that matched. */
+  waitfor: string;
+  /** The message id as delivered. */
+  message: string;
+  /** Who sent it. */
+  from: { stage: string; worker: number };
+  /** Where a reply goes (absent: none expected). */
+  reply?: { stage: string; worker: number; id: string };
+}
+
+/** Raised when `stage.request` gets no reply in time. */
+export class RequestTimeoutError extends Error {
+  override name = "RequestTimeoutError";
+}
+
+/** Default `stage.request` timeout. */
+const REQUEST_TIMEOUT_MS = 10_000;
+
+type Handler = (...args: unknown[]) => unknown;
+
+/** The per-handler state behind `stage.context`. */
+type Store = MessageContext & { replied: boolean; errorRecord?: ErrorRecord };
+
+/** The messaging half of the `stage` global of one worker. */
+export class Messaging {
+  readonly registry: WaitforRegistry;
+  #stage: string;
+  #worker: number;
+  #port: PlatformPort;
+  #log: Logger;
+  #context = new AsyncLocalStorage<Store>();
+
+  constructor(stage: string, worker: number, port: PlatformPort, log: Logger) {
+    this.#stage = stage;
+    this.#worker = worker;
+    this.#port = port;
+    this.#log = log;
+    this.registry = new WaitforRegistry(`${stage}.${worker}`);
+  }
+
+  /** The context of the message being handled, if any. */
+  get context(): MessageContext | undefined {
+    const store = this.#context.getStore();
+    if (store === undefined) return undefined;
+    const { replied: _replied, errorRecord: _error, ...context } = store;
+    return context;
+  }
+
+  /**
+   * `waitfor(id, fn, ...bound)` registers; `waitfor(fn)` registers under a
+   * generated id and returns it; `waitfor(id, null)` unregisters; `waitfor(id)`
+   * returns `[fn, bound]` or undefined.
+   */
+  waitfor(idOrFn: string | Handler, fn?: Handler | null, ...bound: unknown[]): unknown {
+    if (typeof idOrFn === "function") {
+      return this.registry.generate(
+        idOrFn,
+        [fn, ...bound].filter((_, i) => i > 0 || fn !== undefined),
+      );
+    }
+    if (fn === null) return this.registry.unregister(idOrFn);
+    if (fn === undefined) {
+      const found = this.registry.get(idOrFn);
+      return found === undefined ? undefined : [found.fn, found.bound];
+    }
+    this.registry.register(idOrFn, fn, bound);
+    return idOrFn;
+  }
+
+  /**
+   * Sends a message (see DESIGN.md §4 for the target forms). Returns the handler's
+   * result for a synchronous `":msg"`, otherwise `true` once sent.
+   *
+   * @throws TypeError for a malformed target or a reply with no message to answer
+   */
+  signal(target: string | null, ...values: unknown[]): unknown {
+    const parsed = parseTarget(target);
+    switch (parsed.kind) {
+      case "reply": {
+        const store = this.#context.getStore();
+        if (store?.reply === undefined) {
+          throw new TypeError(
+            "stage.signal(null): there is no message being handled that expects a reply",
+          );
+        }
+        store.replied = true;
+        this.#send({
+          stage: store.reply.stage,
+          scope: "one",
+          worker: store.reply.worker,
+          message: store.reply.id,
+          from: this.#from(),
+        }, values);
+        return true;
+      }
+      case "self":
+        if (parsed.sync) return this.#runLocal(parsed.message, values);
+        this.#send({
+          stage: this.#stage,
+          scope: parsed.scope,
+          message: parsed.message,
+          from: this.#from(),
+          ...this.#replyTo(parsed.reply),
+        }, values);
+        return true;
+      case "stage":
+        this.#send({
+          stage: parsed.stage,
+          scope: parsed.scope,
+          message: parsed.bySender ? `${this.#stage}:${parsed.message}` : parsed.message,
+          from: this.#from(),
+          ...this.#replyTo(parsed.reply),
+        }, values);
+        return true;
+      case "lock":
+      case "unlock":
+        throw new TypeError(`stage.signal("${target}"): ordering locks are not available yet`);
+    }
+  }
+
+  /**
+   * Sends a message and resolves with the reply (the first reply value), or
+   * rejects with the receiver's error or a `RequestTimeoutError`. A last argument
+   * `{ timeout: ms }` sets the timeout (default 10 s).
+   */
+  request(target: string, ...args: unknown[]): Promise<unknown> {
+    let timeoutMs = REQUEST_TIMEOUT_MS;
+    const last = args[args.length - 1];
+    if (
+      typeof last === "object" && last !== null && Object.keys(last).length === 1 &&
+      typeof (last as { timeout?: unknown }).timeout === "number"
+    ) {
+      timeoutMs = (last as { timeout: number }).timeout;
+      args = args.slice(0, -1);
+    }
+    const parsed = parseTarget(target);
+    if (parsed.kind !== "self" && parsed.kind !== "stage") {
+      return Promise.reject(
+        new TypeError(`stage.request("${target}"): expected a stage message target`),
+      );
+    }
+    if (parsed.kind === "self" && parsed.sync) {
+      return Promise.resolve(this.#runLocal(parsed.message, args));
+    }
+    return new Promise((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined = undefined;
+      const id = this.registry.generate((...reply: unknown[]) => {
+        clearTimeout(timer);
+        this.registry.unregister(id);
+        const error = this.#context.getStore()?.errorRecord;
+        if (error !== undefined) reject(fromErrorRecord(error));
+        else resolve(reply[0]);
+      });
+      timer = setTimeout(() => {
+        this.registry.unregister(id);
+        reject(
+          new RequestTimeoutError(`stage.request("${target}") got no reply within ${timeoutMs} ms`),
+        );
+      }, timeoutMs);
+      try {
+        const message = parsed.kind === "stage" && parsed.bySender
+          ? `${this.#stage}:${parsed.message}`
+          : parsed.message;
+        this.#send({
+          stage: parsed.kind === "stage" ? parsed.stage : this.#stage,
+          scope: parsed.scope === "all" ? "all" : parsed.scope,
+          message,
+          from: this.#from(),
+          reply: { stage: this.#stage, worker: this.#worker, id },
+        }, args);
+      } catch (error) {
+        clearTimeout(timer);
+        this.registry.unregister(id);
+        reject(error);
+      }
+    });
+  }
+
+  /** A stage message for this worker arrived (ring record `ToWorker.Signal`). */
+  receive(body: Uint8Array): unknown {
+    const { header, values: packed } = decodeSignalHeader(body);
+    let values: unknown[];
+    try {
+      values = unpackValues(packed);
+    } catch (error) {
+      this.#log.error("Cannot read message {message} from {from}: {error}", {
+        message: header.message,
+        from: header.from.stage,
+        error,
+      });
+      return undefined;
+    }
+    const waitfor = this.registry.match(header.message);
+    if (waitfor === undefined) {
+      // A reply whose request timed out, or a message nobody waits for.
+      if (!header.message.startsWith("~")) {
+        this.#log.warning("No waitfor matches message {message} (from {from})", {
+          message: header.message,
+          from: header.from.stage,
+        });
+      }
+      this.#replyError(
+        header,
+        new Error(`No waitfor matches message "${header.message}" in stage "${this.#stage}"`),
+      );
+      return undefined;
+    }
+    const store: Store = {
+      waitfor: waitfor.id,
+      message: header.message,
+      from: header.from,
+      ...(header.reply === undefined ? {} : { reply: header.reply }),
+      replied: false,
+      ...(header.error ? { errorRecord: values[0] as ErrorRecord } : {}),
+    };
+    return this.#context.run(store, () => {
+      let result: unknown;
+      try {
+        result = waitfor.fn(...waitfor.bound, ...values);
+      } catch (error) {
+        this.#failed(header, store, error);
+        return undefined;
+      }
+      if (result instanceof Promise) {
+        return result.then(
+          (value) => this.#autoReply(header, store, value),
+          (error) => this.#failed(header, store, error),
+        );
+      }
+      this.#autoReply(header, store, result);
+      return undefined;
+    });
+  }
+
+  #runLocal(message: string, values: unknown[]): unknown {
+    const waitfor = this.registry.match(message);
+    if (waitfor === undefined) {
+      throw new TypeError(`stage.signal(":${message}"): no waitfor matches "${message}"`);
+    }
+    const store = {
+      waitfor: waitfor.id,
+      message,
+      from: this.#from(),
+      replied: false,
+    };
+    return this.#context.run(store, () => waitfor.fn(...waitfor.bound, ...values));
+  }
+
+  #autoReply(header: SignalHeader, store: { replied: boolean }, value: unknown): void {
+    if (header.reply === undefined || store.replied || value === undefined) return;
+    store.replied = true;
+    this.#send({
+      stage: header.reply.stage,
+      scope: "one",
+      worker: header.reply.worker,
+      message: header.reply.id,
+      from: this.#from(),
+    }, [value]);
+  }
+
+  #failed(header: SignalHeader, store: { replied: boolean }, error: unknown): void {
+    this.#log.error("Script error in the handler of {message}: {text}", {
+      message: header.message,
+      text: describeScriptError(error),
+      error,
+    });
+    if (!store.replied) this.#replyError(header, error);
+  }
+
+  #replyError(header: SignalHeader, error: unknown): void {
+    if (header.reply === undefined || header.error) return;
+    this.#send({
+      stage: header.reply.stage,
+      scope: "one",
+      worker: header.reply.worker,
+      message: header.reply.id,
+      from: this.#from(),
+      error: true,
+    }, [toErrorRecord(error)]);
+  }
+
+  #replyTo(reply: string | undefined): { reply?: NonNullable<SignalHeader["reply"]> } {
+    return reply === undefined
+      ? {}
+      : { reply: { stage: this.#stage, worker: this.#worker, id: reply } };
+  }
+
+  #from(): SignalHeader["from"] {
+    return { stage: this.#stage, worker: this.#worker };
+  }
+
+  #send(header: SignalHeader, values: unknown[]): void {
+    const packed = packValues(values);
+    this.#port.send(ToMain.Signal, 0, 0, encodeSignal(header, packed.bytes));
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * The in-process bus: routes stage messages between the script stages of this
+ * process. The multi-process issue puts other transports (local socket bus, NATS)
+ * behind the same {@link Bus} interface without touching script-facing code.
+ *
+ * @module
+ */
+import type { Logger } from "@logtape/logtape";
+import { toErrorRecord } from "../message/mod.ts";
+import { packValues } from "../message/mod.ts";
+import { decodeSignalHeader, encodeSignal, type SignalHeader } from "../pool/wire.ts";
+
+/** A stage that can take messages. */
+export interface BusMember {
+  readonly id: string;
+  /** Delivers an encoded stage message to one of the stage's workers. */
+  deliver(header: SignalHeader, body: Uint8Array): void;
+}
+
+/** Moves stage messages to the stages they address. */
+export interface Bus {
+  join(member: BusMember): void;
+  leave(id: string): void;
+  /** Routes an encoded stage message (see `encodeSignal`). */
+  route(body: Uint8Array): void;
+}
+
+/**
+ * The bus of one process: every instance lives here, so `=` (this server) reaches
+ * them and `+` (other servers) reaches none.
+ */
+export class LocalBus implements Bus {
+  #members = new Map<string, BusMember>();
+  #log: Logger;
+
+  constructor(log: Logger) {
+    this.#log = log;
+  }
+
+  join(member: BusMember): void {
+    this.#members.set(member.id, member);
+  }
+
+  leave(id: string): void {
+    this.#members.delete(id);
+  }
+
+  route(body: Uint8Array): void {
+    const { header } = decodeSignalHeader(body);
+    const member = header.scope === "remote" ? undefined : this.#members.get(header.stage);
+    if (member !== undefined) {
+      member.deliver(header, body);
+      return;
+    }
+    const why = header.scope === "remote"
+      ? `no instance of stage "${header.stage}" on other servers (this process is alone)`
+      : `no stage "${header.stage}" in this process`;
+    this.#log.warning("Message {message} from {from} not delivered: {why}", {
+      message: header.message,
+      from: header.from.stage,
+      why,
+    });
+    // A sender waiting for a reply learns at once instead of timing out.
+    const reply = header.reply;
+    const back = reply === undefined || header.error ? undefined : this.#members.get(reply.stage);
+    if (reply === undefined || back === undefined) return;
+    const error = toErrorRecord(Object.assign(new Error(`Undeliverable: ${why}`), {
+      name: "StageNotFoundError",
+    }));
+    const errorHeader: SignalHeader = {
+      stage: reply.stage,
+      scope: "one",
+      worker: reply.worker,
+      message: reply.id,
+      from: { stage: header.stage, worker: -1 },
+      error: true,
+    };
+    back.deliver(errorHeader, encodeSignal(errorHeader, packValues([error]).bytes));
+  }
+}

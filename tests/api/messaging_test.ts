@@ -1,0 +1,105 @@
+/**
+ * stage.waitfor / signal / request / context between the stages of one process,
+ * over real workers.
+ */
+import assert from "node:assert/strict";
+import { FrameClient } from "../_helpers/frame_client.ts";
+import { REFERENCE, startFixture } from "../_helpers/stage_fixture.ts";
+
+const CALC = REFERENCE + `
+stage.waitfor("add", (a: number, b: number) => a + b);
+stage.waitfor("slow", async (ms: number) => { await new Promise((r) => setTimeout(r, ms)); return ms; });
+stage.waitfor("fail", () => { throw new RangeError("calc refuses"); });
+stage.waitfor("run", (fn: (v: string) => string, value: string) => fn(value));
+stage.waitfor("who", () => ({ ...stage.context, me: stage.id }));
+stage.waitfor("start:", (text: string) => stage.signal(null, "by sender: " + text));
+stage.waitfor("explicit", (n: number) => { stage.signal(null, n * 10); });
+`;
+
+const START = REFERENCE + `
+stage.waitfor("g.", (text: string) => "group " + text);
+stage.waitfor("g.m.", (text: string) => "subgroup " + text);
+broker.ready("tcp://127.0.0.1:0?json", () => async (socket, data) => {
+  try {
+    switch (data.op) {
+      case "add": return socket.commit(await stage.request("calc:add", 2, 3));
+      case "fail": return socket.commit(await stage.request("calc:fail"));
+      case "missing": return socket.commit(await stage.request("nowhere:x"));
+      case "timeout": return socket.commit(await stage.request("calc:slow", 500, { timeout: 50 }));
+      case "run": return socket.commit(await stage.request("calc:run", (v: string) => "RESULT:" + v, "HELLO"));
+      case "capture": {
+        const secret = 42;
+        return socket.commit(await stage.request("calc:run", () => secret, 0));
+      }
+      case "who": return socket.commit(await stage.request("calc:who"));
+      case "bysender": return socket.commit(await stage.request("calc+hello", "hi"));
+      case "explicit": return socket.commit(await stage.request("calc:explicit", 4));
+      case "sync": return socket.commit([stage.signal(":g.m.x", "a"), stage.signal(":g.z", "b")]);
+      case "reply-outside":
+        try { stage.signal(null, 1); } catch (error) { return socket.commit({ error: error.message }); }
+        return;
+      case "pending": return socket.commit(stage.waitfor("add") === undefined ? "clean" : "left");
+    }
+  } catch (error) {
+    socket.commit({ error: error.name, message: error.message });
+  }
+});
+`;
+
+async function withStages<T>(run: (client: FrameClient) => Promise<T>): Promise<T> {
+  await using fixture = await startFixture({
+    config: { "#startup": [["script+start", "script+calc"]], script: { "script+calc": "calc" } },
+    scripts: { "start.ts": START, "calc.ts": CALC },
+  });
+  await using client = await FrameClient.connect(fixture.port(), "json");
+  return await run(client);
+}
+
+Deno.test("stage.request reaches another stage and resolves with the handler's return value", async () => {
+  await withStages(async (client) => {
+    await client.send({ op: "add" });
+    assert.equal(await client.next(), 5);
+    await client.send({ op: "explicit" });
+    assert.equal(await client.next(), 40, "stage.signal(null, …) replies explicitly");
+  });
+});
+
+Deno.test("stage.request rejects with the receiver's error, an unknown stage, or a timeout", async () => {
+  await withStages(async (client) => {
+    await client.send({ op: "fail" });
+    assert.deepEqual(await client.next(), { error: "RangeError", message: "calc refuses" });
+    await client.send({ op: "missing" });
+    assert.equal((await client.next<{ error: string }>()).error, "StageNotFoundError");
+    await client.send({ op: "timeout" });
+    assert.equal((await client.next<{ error: string }>()).error, "RequestTimeoutError");
+  });
+});
+
+Deno.test("a function sent to another stage runs there (the FAQ example); a capture is refused by name", async () => {
+  await withStages(async (client) => {
+    await client.send({ op: "run" });
+    assert.equal(await client.next(), "RESULT:HELLO");
+    await client.send({ op: "capture" });
+    const refused = await client.next<{ error: string; message: string }>();
+    assert.equal(refused.error, "CapturedVariableError");
+    assert.match(refused.message, /"secret"/);
+  });
+});
+
+Deno.test("stage.context, target+msg delivery by sender, sync group lookup and reply errors", async () => {
+  await withStages(async (client) => {
+    await client.send({ op: "who" });
+    const who = await client.next<Record<string, unknown>>();
+    assert.equal(who.waitfor, "who");
+    assert.equal(who.message, "who");
+    assert.equal(who.me, "calc");
+    assert.equal((who.from as { stage: string }).stage, "start");
+    assert.equal((who.reply as { stage: string }).stage, "start");
+    await client.send({ op: "bysender" });
+    assert.equal(await client.next(), "by sender: hi");
+    await client.send({ op: "sync" });
+    assert.deepEqual(await client.next(), ["subgroup a", "group b"]);
+    await client.send({ op: "reply-outside" });
+    assert.match((await client.next<{ error: string }>()).error, /no message being handled/);
+  });
+});
