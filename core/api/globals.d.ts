@@ -85,6 +85,17 @@ declare namespace Stage {
     info: ScriptInfo | [file: string, exportName: string | undefined],
   ) => void;
 
+  /** `stage.waitfor`: see {@link StageApi.waitfor}. */
+  interface Waitfor {
+    (
+      id: string | ((...args: Data[]) => unknown),
+      fn?: ((...args: Data[]) => unknown) | null,
+      ...bound: unknown[]
+    ): unknown;
+    /** Like `waitfor(id, fn, ...bound)`, but messages to `id` run one at a time, in arrival order. */
+    serial(id: string, fn: (...args: Data[]) => unknown, ...bound: unknown[]): string;
+  }
+
   interface StageApi {
     /** This stage's id. */
     readonly id: string;
@@ -102,11 +113,7 @@ declare namespace Stage {
      * returns it; `waitfor(id, null)` unregisters; `waitfor(id)` returns `[fn, bound]`.
      * A handler's return value (or resolved promise) is the reply when a reply is expected.
      */
-    waitfor(
-      id: string | ((...args: Data[]) => unknown),
-      fn?: ((...args: Data[]) => unknown) | null,
-      ...bound: unknown[]
-    ): unknown;
+    waitfor: Waitfor;
     /**
      * Sends a message: `"msg"`, `":msg"` (synchronous, returns the handler's result),
      * `"stage:msg"`, `"stage+msg"` (delivered as `"<me>:msg"`), `"*…"`, `"=stage:msg"`,

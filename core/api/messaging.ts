@@ -82,13 +82,27 @@ export class Messaging {
         [fn, ...bound].filter((_, i) => i > 0 || fn !== undefined),
       );
     }
-    if (fn === null) return this.registry.unregister(idOrFn);
+    if (fn === null) {
+      this.#port.post({ type: "unwaitfor", id: idOrFn });
+      return this.registry.unregister(idOrFn);
+    }
     if (fn === undefined) {
       const found = this.registry.get(idOrFn);
       return found === undefined ? undefined : [found.fn, found.bound];
     }
     this.registry.register(idOrFn, fn, bound);
+    this.#port.post({ type: "waitfor", id: idOrFn, serial: false });
     return idOrFn;
+  }
+
+  /**
+   * Registers `fn` for `id` so that messages to it run one at a time, in arrival
+   * order, across every worker (an async handler holds its turn until it settles).
+   */
+  waitforSerial(id: string, fn: Handler, ...bound: unknown[]): string {
+    this.registry.register(id, fn, bound, true);
+    this.#port.post({ type: "waitfor", id, serial: true });
+    return id;
   }
 
   /**

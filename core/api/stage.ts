@@ -51,13 +51,18 @@ export class StageApi {
     this.#yields = new CooperativeYield(options.yieldSignal);
     this.messaging = new Messaging(options.id, options.worker, options.port, options.log);
     // Script code calls these unbound (`const { signal } = stage` is fine).
-    this.waitfor = this.messaging.waitfor.bind(this.messaging);
+    this.waitfor = Object.assign(this.messaging.waitfor.bind(this.messaging), {
+      serial: this.messaging.waitforSerial.bind(this.messaging),
+    });
     this.signal = this.messaging.signal.bind(this.messaging);
     this.request = this.messaging.request.bind(this.messaging);
   }
 
-  /** Registers, looks up or removes a message handler (see DESIGN.md §4). */
-  readonly waitfor: Messaging["waitfor"];
+  /**
+   * Registers, looks up or removes a message handler (see DESIGN.md §4);
+   * `waitfor.serial(id, fn)` makes messages to `id` run one at a time, in order.
+   */
+  readonly waitfor: Messaging["waitfor"] & { serial: Messaging["waitforSerial"] };
   /** Sends a message to a target (see DESIGN.md §4). */
   readonly signal: Messaging["signal"];
   /** Sends a message and resolves with its reply. */

@@ -21,6 +21,7 @@ import {
   type WorkerControl,
 } from "../pool/wire.ts";
 import type { Clock } from "../time/mod.ts";
+import { lookupChain } from "../message/mod.ts";
 import type { Bus } from "./local_bus.ts";
 import type { OnceRegistry } from "./once_registry.ts";
 
@@ -56,6 +57,10 @@ export class ScriptStage {
   #broker: BrokerService;
   #idle: IdleScheduler;
   #stopped = false;
+  /** Named waitfor ids reported by the workers → whether they are serial. */
+  #waitfors = new Map<string, boolean>();
+  /** Messages in flight per serial key. */
+  #serialInFlight = new Map<number, number>();
 
   constructor(options: ScriptStageOptions) {
     this.id = options.stageId;
@@ -97,6 +102,15 @@ export class ScriptStage {
    */
   deliver(header: SignalHeader, body: Uint8Array): void {
     let worker = header.worker;
+    const key = header.worker === undefined ? this.#serialKey(header.message) : 0;
+    if (key !== 0) {
+      // One worker per serial waitfor while it has messages in flight: the
+      // worker's key executor then runs them one at a time, in order.
+      worker = this.#scheduler.bind(key);
+      this.#serialInFlight.set(key, (this.#serialInFlight.get(key) ?? 0) + 1);
+      this.#pool.send(worker, ToWorker.Signal, key, 0, body);
+      return;
+    }
     if (worker === undefined || worker < 0 || worker >= this.#pool.size) {
       worker = 0;
       for (let w = 1; w < this.#pool.size; w++) {
@@ -104,6 +118,30 @@ export class ScriptStage {
       }
     }
     this.#pool.send(worker, ToWorker.Signal, 0, 0, body);
+  }
+
+  /** The ordering key of a message to a serial waitfor (0: not serial). */
+  #serialKey(message: string): number {
+    for (const id of lookupChain(message)) {
+      const serial = this.#waitfors.get(id);
+      if (serial === undefined) continue;
+      if (!serial) return 0;
+      // Keys of serial waitfors live above 2^31, apart from socket ids.
+      let hash = 0x811c9dc5;
+      for (let i = 0; i < id.length; i++) hash = Math.imul(hash ^ id.charCodeAt(i), 0x01000193);
+      return ((hash >>> 1) | 0x80000000) >>> 0;
+    }
+    return 0;
+  }
+
+  #serialDone(key: number): void {
+    const left = (this.#serialInFlight.get(key) ?? 1) - 1;
+    if (left > 0) {
+      this.#serialInFlight.set(key, left);
+      return;
+    }
+    this.#serialInFlight.delete(key);
+    this.#scheduler.unbind(key);
   }
 
   /** The broker service (sockets and listeners) of this stage. */
@@ -172,6 +210,7 @@ export class ScriptStage {
   }
 
   #record(_worker: number, tag: number, a: number, b: number, body: Uint8Array): void {
+    if (tag === ToMain.Done && b === ToWorker.Signal && a !== 0) this.#serialDone(a);
     if (this.#broker.record(tag, a, b, body)) return;
     if (tag === ToMain.Signal) {
       this.#options.bus.route(body);
@@ -210,6 +249,12 @@ export class ScriptStage {
         return;
       case "once-forget":
         this.#options.once.forget(message.name);
+        return;
+      case "waitfor":
+        this.#waitfors.set(message.id, message.serial);
+        return;
+      case "unwaitfor":
+        this.#waitfors.delete(message.id);
         return;
       case "ready":
       case "failed":

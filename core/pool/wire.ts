@@ -193,4 +193,7 @@ export type WorkerControl =
   | { type: "server-stop"; url: string }
   | { type: "join"; url: string; requestId: number }
   | { type: "once"; name: string; requestId: number }
-  | { type: "once-forget"; name: string };
+  | { type: "once-forget"; name: string }
+  /** A named waitfor was registered (`serial`: its messages run one at a time) or removed. */
+  | { type: "waitfor"; id: string; serial: boolean }
+  | { type: "unwaitfor"; id: string };

@@ -103,3 +103,34 @@ Deno.test("stage.context, target+msg delivery by sender, sync group lookup and r
     assert.match((await client.next<{ error: string }>()).error, /no message being handled/);
   });
 });
+
+Deno.test("waitfor.serial handlers never overlap, plain async handlers do", async () => {
+  await using fixture = await startFixture({
+    workers: 2,
+    scripts: {
+      "start.ts": REFERENCE + `
+const span = async (ms: number) => {
+  const start = Date.now();
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  return [start, Date.now(), stage.worker];
+};
+stage.waitfor.serial("one.at.a.time", span);
+stage.waitfor("any.time", span);
+broker.ready("tcp://127.0.0.1:0?json", () => async (socket, data) => {
+  const spans = await Promise.all([1, 2, 3, 4].map(() => stage.request(data.id, 80)));
+  socket.commit(spans);
+});
+`,
+    },
+  });
+  await using client = await FrameClient.connect(fixture.port(), "json");
+  type Span = [number, number, number];
+  const overlaps = (spans: Span[]) => {
+    const sorted = [...spans].sort((a, b) => a[0] - b[0]);
+    return sorted.some((span, i) => i > 0 && span[0] < sorted[i - 1]![1]);
+  };
+  await client.send({ id: "one.at.a.time" });
+  assert.equal(overlaps(await client.next<Span[]>()), false, "serial handlers overlapped");
+  await client.send({ id: "any.time" });
+  assert.equal(overlaps(await client.next<Span[]>()), true, "plain handlers ran one at a time");
+});
