@@ -132,6 +132,16 @@ declare namespace Stage {
         reply?: { stage: string; worker: number; id: string };
       }
       | undefined;
+    /**
+     * A process-wide shared variable (created by the first call anywhere in the process):
+     * `get()` lock-free snapshot, `set(v)`, `update(fn)` atomic read-modify-write.
+     */
+    shared<T>(name: string, initial: T): {
+      readonly name: string;
+      get(): T;
+      set(value: T): T;
+      update(fn: (current: T) => T): T;
+    };
     /** A cooperative yield point: lets other work on this worker run; long loops call it. */
     yield(): Promise<void>;
     /** Iterates, yielding when asked to or every ~10 ms: `for await (const x of stage.slice(xs))`. */

@@ -11,6 +11,7 @@ import { ToMain, ToWorker } from "../pool/wire.ts";
 import type { ScriptLoader } from "../script/mod.ts";
 import { Broker } from "./broker.ts";
 import type { YieldSignal } from "./cooperative_yield.ts";
+import type { SharedTable } from "../ring/shared_table.ts";
 import type { PlatformPort } from "./platform_port.ts";
 import { type EnvLookup, ScriptLogger } from "./script_logger.ts";
 import { ScriptProcess } from "./script_process.ts";
@@ -27,6 +28,8 @@ export interface ScriptHostOptions {
   log: Logger;
   /** The worker's control block (the watchdog's yield flag). */
   yieldSignal: YieldSignal;
+  /** The process's shared-variable table. */
+  shared: SharedTable;
 }
 
 /** Retry delay of an idle function that threw. */
@@ -55,6 +58,7 @@ export class ScriptHost {
       loader: options.loader,
       log: options.log,
       yieldSignal: options.yieldSignal,
+      shared: options.shared,
     });
     this.logger = new ScriptLogger(["stage", "script", options.stageId], options.env);
     this.process = new ScriptProcess(options.process);

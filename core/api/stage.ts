@@ -7,6 +7,7 @@
 import type { Logger } from "@logtape/logtape";
 import type { ScriptInfo, ScriptLoader } from "../script/mod.ts";
 import { parseScriptSpec } from "../script/mod.ts";
+import type { SharedTable, SharedVariable } from "../ring/shared_table.ts";
 import { CooperativeYield, type YieldSignal } from "./cooperative_yield.ts";
 import { type MessageContext, Messaging } from "./messaging.ts";
 import type { PlatformPort } from "./platform_port.ts";
@@ -27,6 +28,8 @@ export interface StageApiOptions {
   log: Logger;
   /** The worker's control block (the watchdog's yield flag). */
   yieldSignal: YieldSignal;
+  /** The process's shared-variable table. */
+  shared: SharedTable;
 }
 
 /** The `stage` global of one worker. */
@@ -41,6 +44,7 @@ export class StageApi {
   #yields: CooperativeYield;
   /** Registrations and message handling of this worker. */
   readonly messaging: Messaging;
+  #shared: SharedTable;
 
   constructor(options: StageApiOptions) {
     this.id = options.id;
@@ -49,6 +53,7 @@ export class StageApi {
     this.#loader = options.loader;
     this.#log = options.log;
     this.#yields = new CooperativeYield(options.yieldSignal);
+    this.#shared = options.shared;
     this.messaging = new Messaging(options.id, options.worker, options.port, options.log);
     // Script code calls these unbound (`const { signal } = stage` is fine).
     this.waitfor = Object.assign(this.messaging.waitfor.bind(this.messaging), {
@@ -67,6 +72,18 @@ export class StageApi {
   readonly signal: Messaging["signal"];
   /** Sends a message and resolves with its reply. */
   readonly request: Messaging["request"];
+
+  /**
+   * A process-wide shared variable: the first call anywhere in the process creates
+   * it with `initial`; every later call, from any worker, returns the same variable.
+   * `get()` is a lock-free snapshot, `set(v)` stores, `update(fn)` is an atomic
+   * read-modify-write. Values are structured-cloneable data.
+   *
+   * @throws SharedTableFullError when the value is too large or the table is full
+   */
+  shared<T>(name: string, initial: T): SharedVariable<T> {
+    return this.#shared.open(name, initial);
+  }
 
   /** Inside a handler: the matched waitfor id, message id, sender and reply address. */
   get context(): MessageContext | undefined {

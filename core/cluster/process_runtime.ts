@@ -14,6 +14,7 @@ import { denoTransport, type Transport } from "../net/transport.ts";
 import { denoWorkerFactory, type WorkerFactory } from "../pool/worker_handle.ts";
 import type { BrokerLimits } from "../net/broker_service.ts";
 import { type Clock, systemClock } from "../time/mod.ts";
+import { SharedTable } from "../ring/shared_table.ts";
 import { LocalBus } from "./local_bus.ts";
 import { OnceRegistry } from "./once_registry.ts";
 import { ScriptStage } from "./script_stage.ts";
@@ -60,6 +61,7 @@ export async function startProcess(
   const clock = options.clock ?? systemClock;
   const once = new OnceRegistry();
   const bus = new LocalBus(log);
+  const shared = SharedTable.create();
   const stages = new Map<string, ScriptStage>();
   const groups = options.groups ?? config.startup.map((_, index) => index);
   const stop = async (graceMs = 5000) => {
@@ -98,6 +100,7 @@ export async function startProcess(
         factory: options.factory ?? denoWorkerFactory(config.script.permissions),
         transport: options.transport ?? denoTransport,
         once,
+        shared: shared.buffer,
         bus,
         clock,
         log,

@@ -36,6 +36,8 @@ export interface ScriptStageOptions {
   factory: WorkerFactory;
   transport: Transport;
   once: OnceRegistry;
+  /** The process's shared-variable table (`stage.shared`). */
+  shared: SharedArrayBuffer;
   /** Routes stage messages between stages. */
   bus: Bus;
   clock: Clock;
@@ -70,6 +72,7 @@ export class ScriptStage {
       size: options.workers,
       ringCapacity: options.ringCapacity,
       factory: options.factory,
+      shared: options.shared,
       script: options.script,
       process: options.process,
       log: options.logOptions,

@@ -173,6 +173,8 @@ export interface WorkerInit {
   /** The worker's doorbell port of the outbound ring (transferred). */
   outboundBell: MessagePort;
   control: SharedArrayBuffer;
+  /** The process's shared-variable table (`stage.shared`). */
+  shared: SharedArrayBuffer;
   script: ScriptSettings;
   process: ProcessInfo;
   log: LogOptions;

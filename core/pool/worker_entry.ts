@@ -9,6 +9,7 @@
 import { coreLogger, setupLogging } from "../log/mod.ts";
 import { toErrorRecord } from "../message/mod.ts";
 import { RingBuffer, RingReceiver, RingSender } from "../ring/mod.ts";
+import { SharedTable } from "../ring/shared_table.ts";
 import { ScriptLoader } from "../script/mod.ts";
 import { systemClock } from "../time/mod.ts";
 import { ScriptHost } from "../api/script_host.ts";
@@ -104,6 +105,7 @@ async function boot(init: WorkerInit): Promise<void> {
     env: readEnv,
     log: coreLogger("script", init.stageId),
     yieldSignal: control,
+    shared: new SharedTable(init.shared),
   });
   host.installGlobals();
   const preload = script.preload === undefined ? [] : await preloadNames(script.preload);

@@ -26,6 +26,8 @@ export interface WorkerPoolOptions {
   /** Data bytes of each ring (power of two). */
   ringCapacity: number;
   factory: WorkerFactory;
+  /** The process's shared-variable table, given to every worker. */
+  shared: SharedArrayBuffer;
   script: ScriptSettings;
   process: ProcessInfo;
   log: LogOptions;
@@ -217,6 +219,7 @@ export class WorkerPool {
         inboundBell: inboundBell.port2,
         outboundBell: outboundBell.port2,
         control: control.buffer,
+        shared: options.shared,
         script: options.script,
         process: options.process,
         log: options.log,

@@ -134,3 +134,36 @@ broker.ready("tcp://127.0.0.1:0?json", () => async (socket, data) => {
   await client.send({ id: "any.time" });
   assert.equal(overlaps(await client.next<Span[]>()), true, "plain handlers ran one at a time");
 });
+
+Deno.test("stage.shared is one variable per process: updates from every worker and stage add up exactly", async () => {
+  await using fixture = await startFixture({
+    workers: 2,
+    config: { "#startup": [["script+start", "script+calc"]], script: { "script+calc": "calc" } },
+    scripts: {
+      "calc.ts": REFERENCE + `
+const hits = stage.shared("hits", { n: 0 });
+stage.waitfor("bump", (times: number) => {
+  for (let i = 0; i < times; i++) hits.update((v) => ({ n: v.n + 1 }));
+  return stage.worker;
+});
+`,
+      "start.ts": REFERENCE + `
+const hits = stage.shared("hits", { n: 0 });
+broker.ready("tcp://127.0.0.1:0?json", () => async (socket, data) => {
+  if (data.op === "bump") {
+    const workers = await Promise.all(Array.from({ length: 20 }, () => stage.request("calc:bump", 500)));
+    for (let i = 0; i < 500; i++) hits.update((v) => ({ n: v.n + 1 }));
+    return socket.commit({ workers: [...new Set(workers)].length });
+  }
+  socket.commit(hits.get());
+});
+`,
+    },
+  });
+  await using client = await FrameClient.connect(fixture.port(), "json");
+  await client.send({ op: "bump" });
+  const bumped = await client.next<{ workers: number }>(20_000);
+  assert.ok(bumped.workers >= 1);
+  await client.send({ op: "read" });
+  assert.deepEqual(await client.next(), { n: 20 * 500 + 500 });
+});
