@@ -121,6 +121,16 @@ declare namespace Stage {
      * waitfor the receiver's reply goes to. Functions among the values travel as source.
      */
     signal(target: string | null, ...values: unknown[]): unknown;
+    /**
+     * Runs `fn(...args)` on any worker; calls with the same non-zero key never overlap and
+     * run in submission order (key 0: no ordering). A numeric return value reschedules the
+     * call after that many ms. `fn` travels as source (no captured variables) or is `"file+export"`.
+     */
+    submit(
+      key: number | string,
+      fn: ((...args: Data[]) => unknown) | string,
+      ...args: unknown[]
+    ): void;
     /** Sends a message and resolves with the reply; a last `{ timeout: ms }` sets the timeout (default 10 s). */
     request<T = Data>(target: string, ...values: unknown[]): Promise<T>;
     /** Inside a handler: the matched waitfor id, message id, sender and reply address. */

@@ -37,6 +37,23 @@ export class RequestTimeoutError extends Error {
   override name = "RequestTimeoutError";
 }
 
+/** The message id of `stage.submit` calls (never matched against waitfors). */
+const SUBMIT_MESSAGE = "\u0000submit";
+
+function resubmit(
+  key: number | string,
+  packed: Uint8Array,
+  from: SignalHeader["from"],
+): Uint8Array {
+  return encodeSignal({
+    stage: from.stage,
+    scope: "one",
+    message: SUBMIT_MESSAGE,
+    from,
+    submit: key,
+  }, packed);
+}
+
 /** Default `stage.request` timeout. */
 const REQUEST_TIMEOUT_MS = 10_000;
 
@@ -54,7 +71,17 @@ export class Messaging {
   #log: Logger;
   #context = new AsyncLocalStorage<Store>();
 
-  constructor(stage: string, worker: number, port: PlatformPort, log: Logger) {
+  #resolve: (name: string) => Promise<unknown>;
+
+  /** @param resolve loads `"file+export"` names (the script loader's `require`) */
+  constructor(
+    stage: string,
+    worker: number,
+    port: PlatformPort,
+    log: Logger,
+    resolve: (name: string) => Promise<unknown>,
+  ) {
+    this.#resolve = resolve;
     this.#stage = stage;
     this.#worker = worker;
     this.#port = port;
@@ -214,9 +241,34 @@ export class Messaging {
     });
   }
 
+  /**
+   * Runs `fn(...args)` on any worker of this stage; calls with the same non-zero
+   * key never overlap and run in submission order. A numeric result reschedules
+   * the call after that many ms. `fn` may be a function (sent as source: the
+   * sandbox rule applies) or `"file+export"`.
+   *
+   * @throws TypeError for a key that is not a number or string, or a bad `fn`
+   */
+  submit(key: number | string, fn: Handler | string, ...args: unknown[]): void {
+    if ((typeof key !== "number" || !Number.isFinite(key)) && typeof key !== "string") {
+      throw new TypeError(`stage.submit: the key must be a number or a string; got ${String(key)}`);
+    }
+    if (typeof fn !== "function" && typeof fn !== "string") {
+      throw new TypeError(`stage.submit(${String(key)}): expected a function or "file+export"`);
+    }
+    this.#send({
+      stage: this.#stage,
+      scope: "one",
+      message: SUBMIT_MESSAGE,
+      from: this.#from(),
+      submit: key,
+    }, [fn, ...args]);
+  }
+
   /** A stage message for this worker arrived (ring record `ToWorker.Signal`). */
   receive(body: Uint8Array): unknown {
     const { header, values: packed } = decodeSignalHeader(body);
+    if (header.submit !== undefined) return this.#runSubmit(header.submit, packed);
     let values: unknown[];
     try {
       values = unpackValues(packed);
@@ -268,6 +320,30 @@ export class Messaging {
       this.#autoReply(header, store, result);
       return undefined;
     });
+  }
+
+  async #runSubmit(key: number | string, packed: Uint8Array): Promise<void> {
+    let fn: unknown;
+    let args: unknown[] = [];
+    try {
+      [fn, ...args] = unpackValues(packed);
+      if (typeof fn === "string") fn = await this.#resolve(fn);
+      if (typeof fn !== "function") throw new TypeError(`stage.submit(${key}): not a function`);
+      const result = await (fn as Handler)(...args);
+      if (typeof result === "number" && Number.isFinite(result) && result >= 0) {
+        // A numeric result reschedules the same call, behind whatever the key queued meanwhile.
+        setTimeout(
+          () => this.#port.send(ToMain.Signal, 0, 0, resubmit(key, packed, this.#from())),
+          result,
+        );
+      }
+    } catch (error) {
+      this.#log.error("stage.submit({key}) failed: {text}", {
+        key,
+        text: describeScriptError(error),
+        error,
+      });
+    }
   }
 
   #runLocal(message: string, values: unknown[]): unknown {

@@ -54,7 +54,14 @@ export class StageApi {
     this.#log = options.log;
     this.#yields = new CooperativeYield(options.yieldSignal);
     this.#shared = options.shared;
-    this.messaging = new Messaging(options.id, options.worker, options.port, options.log);
+    this.messaging = new Messaging(
+      options.id,
+      options.worker,
+      options.port,
+      options.log,
+      (name) => this.require(name),
+    );
+    this.submit = this.messaging.submit.bind(this.messaging);
     // Script code calls these unbound (`const { signal } = stage` is fine).
     this.waitfor = Object.assign(this.messaging.waitfor.bind(this.messaging), {
       serial: this.messaging.waitforSerial.bind(this.messaging),
@@ -72,6 +79,8 @@ export class StageApi {
   readonly signal: Messaging["signal"];
   /** Sends a message and resolves with its reply. */
   readonly request: Messaging["request"];
+  /** Runs a function on any worker; the same non-zero key runs in order, one at a time. */
+  readonly submit: Messaging["submit"];
 
   /**
    * A process-wide shared variable: the first call anywhere in the process creates

@@ -25,6 +25,21 @@ import { lookupChain } from "../message/mod.ts";
 import type { Bus } from "./local_bus.ts";
 import type { OnceRegistry } from "./once_registry.ts";
 
+/**
+ * The ordering key of a name: keys of serial waitfors and submit keys live above
+ * 2^31, apart from socket ids (a rare hash collision only serialises two names).
+ */
+function orderingKey(name: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < name.length; i++) hash = Math.imul(hash ^ name.charCodeAt(i), 0x01000193);
+  return ((hash >>> 1) | 0x80000000) >>> 0;
+}
+
+/** The ordering key of a `stage.submit` key (0 and "" mean no ordering). */
+function submitKey(key: number | string): number {
+  return key === 0 || key === "" ? 0 : orderingKey(`submit:${typeof key}:${key}`);
+}
+
 /** Everything a {@link ScriptStage} needs. */
 export interface ScriptStageOptions {
   stageId: string;
@@ -105,7 +120,11 @@ export class ScriptStage {
    */
   deliver(header: SignalHeader, body: Uint8Array): void {
     let worker = header.worker;
-    const key = header.worker === undefined ? this.#serialKey(header.message) : 0;
+    const key = header.submit !== undefined
+      ? submitKey(header.submit)
+      : header.worker === undefined
+      ? this.#serialKey(header.message)
+      : 0;
     if (key !== 0) {
       // One worker per serial waitfor while it has messages in flight: the
       // worker's key executor then runs them one at a time, in order.
@@ -129,10 +148,7 @@ export class ScriptStage {
       const serial = this.#waitfors.get(id);
       if (serial === undefined) continue;
       if (!serial) return 0;
-      // Keys of serial waitfors live above 2^31, apart from socket ids.
-      let hash = 0x811c9dc5;
-      for (let i = 0; i < id.length; i++) hash = Math.imul(hash ^ id.charCodeAt(i), 0x01000193);
-      return ((hash >>> 1) | 0x80000000) >>> 0;
+      return orderingKey(`waitfor:${id}`);
     }
     return 0;
   }

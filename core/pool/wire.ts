@@ -62,6 +62,11 @@ export interface SignalHeader {
   reply?: { stage: string; worker: number; id: string };
   /** The values are `[ErrorRecord]`: the message reports a failure. */
   error?: boolean;
+  /**
+   * A `stage.submit` call: values are `[fn or "file+export", ...args]`; runs with
+   * the ordering key of this submit key (0: no ordering).
+   */
+  submit?: number | string;
 }
 
 const signalEncoder = new TextEncoder();

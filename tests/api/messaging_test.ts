@@ -167,3 +167,64 @@ broker.ready("tcp://127.0.0.1:0?json", () => async (socket, data) => {
   await client.send({ op: "read" });
   assert.deepEqual(await client.next(), { n: 20 * 500 + 500 });
 });
+
+Deno.test("stage.submit runs calls of one key in order and never overlapping; a numeric result reschedules", async () => {
+  await using fixture = await startFixture({
+    workers: 2,
+    scripts: {
+      "jobs.ts":
+        `export function tick(n: number) { stage.shared("ticks", 0).update((v: number) => v + 1); return n > 1 ? undefined : undefined; }\n`,
+      "start.ts": REFERENCE + `
+const log = stage.shared("log", {} as Record<string, { order: number[]; running: number; overlaps: number }>);
+stage.shared("ticks", 0);
+const again = stage.shared("again", 0);
+broker.ready("tcp://127.0.0.1:0?json", () => async (socket, data) => {
+  if (data.op === "go") {
+    for (let seq = 0; seq < 200; seq++) {
+      const key = "k" + (seq % 10);
+      stage.submit(key, async (key: string, seq: number) => {
+        const log = stage.shared("log", {});
+        log.update((v) => {
+          const e = v[key] ?? { order: [], running: 0, overlaps: 0 };
+          if (e.running > 0) e.overlaps++;
+          e.running++;
+          e.order.push(seq);
+          return { ...v, [key]: e };
+        });
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        log.update((v) => ({ ...v, [key]: { ...v[key], running: v[key].running - 1 } }));
+      }, key, seq);
+    }
+    stage.submit(0, "jobs+tick", 1);
+    stage.submit(7, () => stage.shared("again", 0).update((v: number) => v + 1) < 3 ? 5 : undefined);
+    return socket.commit("submitted");
+  }
+  socket.commit({ log: log.get(), ticks: stage.shared("ticks", 0).get(), again: again.get() });
+});
+`,
+    },
+  });
+  await using client = await FrameClient.connect(fixture.port(), "json");
+  await client.send({ op: "go" });
+  assert.equal(await client.next(), "submitted");
+  type Log = Record<string, { order: number[]; running: number; overlaps: number }>;
+  let state: { log: Log; ticks: number; again: number } | undefined;
+  for (let i = 0; i < 100; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await client.send({ op: "read" });
+    state = await client.next();
+    const done = Object.values(state!.log).reduce((n, e) => n + e.order.length, 0);
+    if (done === 200 && state!.again >= 3 && state!.ticks === 1) break;
+  }
+  for (let k = 0; k < 10; k++) {
+    const entry = state!.log["k" + k]!;
+    assert.deepEqual(
+      entry.order,
+      Array.from({ length: 20 }, (_, i) => i * 10 + k),
+      `order of k${k}`,
+    );
+    assert.equal(entry.overlaps, 0, `k${k} overlapped`);
+  }
+  assert.equal(state!.ticks, 1, "a file+export submit ran");
+  assert.equal(state!.again, 3, "a numeric result rescheduled the call until it stopped");
+});
