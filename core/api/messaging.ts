@@ -178,8 +178,29 @@ export class Messaging {
         }, values);
         return true;
       case "lock":
-      case "unlock":
-        throw new TypeError(`stage.signal("${target}"): ordering locks are not available yet`);
+      case "unlock": {
+        const op = parsed.kind === "unlock" ? "release" : parsed.op;
+        let ms: number | undefined;
+        if (op === "extend") {
+          ms = values[0] as number;
+          if (typeof ms !== "number" || !Number.isFinite(ms) || ms <= 0) {
+            throw new TypeError(`stage.signal("${target}", ms): expected a positive number of ms`);
+          }
+        }
+        this.#send({
+          stage: this.#stage,
+          scope: "one",
+          message: parsed.callback,
+          from: this.#from(),
+          lock: {
+            op,
+            name: parsed.name,
+            callback: parsed.callback,
+            ...(ms === undefined ? {} : { ms }),
+          },
+        }, op === "acquire" ? values : []);
+        return true;
+      }
     }
   }
 

@@ -60,12 +60,13 @@ export async function startProcess(
   const log = options.log;
   const clock = options.clock ?? systemClock;
   const once = new OnceRegistry();
-  const bus = new LocalBus(log);
+  const bus = new LocalBus(log, clock);
   const shared = SharedTable.create();
   const stages = new Map<string, ScriptStage>();
   const groups = options.groups ?? config.startup.map((_, index) => index);
   const stop = async (graceMs = 5000) => {
     await Promise.all([...stages.values()].reverse().map((stage) => stage.stop(graceMs)));
+    bus.close();
   };
   for (const groupIndex of groups) {
     for (const ref of config.startup[groupIndex] ?? []) {

@@ -67,6 +67,8 @@ export interface SignalHeader {
    * the ordering key of this submit key (0: no ordering).
    */
   submit?: number | string;
+  /** An ordering-lock request (`">NAME.cb"`, `">>NAME.cb", ms`, `"<NAME.*"`) for the main thread. */
+  lock?: { op: "acquire" | "extend" | "release"; name: string; callback: string; ms?: number };
 }
 
 const signalEncoder = new TextEncoder();

@@ -228,3 +228,61 @@ broker.ready("tcp://127.0.0.1:0?json", () => async (socket, data) => {
   assert.equal(state!.ticks, 1, "a file+export submit ran");
   assert.equal(state!.again, 3, "a numeric result rescheduled the call until it stopped");
 });
+
+Deno.test("ordering locks: contenders take turns one at a time in FIFO order; an unreleased hold expires", async () => {
+  await using fixture = await startFixture({
+    workers: 2,
+    scripts: {
+      "start.ts": REFERENCE + `
+const turns = stage.shared("turns", [] as [number, number, number][]);
+stage.waitfor("my.turn", async (n: number) => {
+  const start = Date.now();
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  turns.update((v) => [...v, [n, start, Date.now()]]);
+  stage.signal("<LOGIN.*");
+});
+stage.waitfor("never.release", () => {
+  turns.update((v) => [...v, [-1, Date.now(), Date.now()]]);
+});
+broker.ready("tcp://127.0.0.1:0?json", () => (socket, data) => {
+  if (data.op === "contend") {
+    for (let n = 0; n < 6; n++) stage.signal(">LOGIN.my.turn", n);
+    return socket.commit("queued");
+  }
+  if (data.op === "stuck") {
+    stage.signal(">STUCK.never.release");
+    stage.signal(">STUCK.never.release");
+    return socket.commit("queued");
+  }
+  socket.commit(turns.get());
+});
+`,
+    },
+  });
+  await using client = await FrameClient.connect(fixture.port(), "json");
+  await client.send({ op: "contend" });
+  assert.equal(await client.next(), "queued");
+  type Turn = [number, number, number];
+  let turns: Turn[] = [];
+  for (let i = 0; i < 100 && turns.length < 6; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    await client.send({ op: "read" });
+    turns = await client.next<Turn[]>();
+  }
+  assert.deepEqual(turns.map((t) => t[0]), [0, 1, 2, 3, 4, 5], "FIFO order");
+  for (let i = 1; i < turns.length; i++) {
+    assert.ok(turns[i]![1] >= turns[i - 1]![2], `turn ${i} started before turn ${i - 1} ended`);
+  }
+  await client.send({ op: "stuck" });
+  assert.equal(await client.next(), "queued");
+  const started = Date.now();
+  for (let i = 0; i < 100 && turns.filter((t) => t[0] === -1).length < 2; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    await client.send({ op: "read" });
+    turns = await client.next<Turn[]>();
+  }
+  const stuck = turns.filter((t) => t[0] === -1);
+  assert.equal(stuck.length, 2, "the second contender got its turn after the first hold expired");
+  assert.ok(stuck[1]![1] - stuck[0]![1] >= 90, "not before the 100 ms hold expired");
+  assert.ok(Date.now() - started < 2000);
+});
