@@ -149,13 +149,7 @@ export class Messaging {
           );
         }
         store.replied = true;
-        this.#send({
-          stage: store.reply.stage,
-          scope: "one",
-          worker: store.reply.worker,
-          message: store.reply.id,
-          from: this.#from(),
-        }, values);
+        this.#sendReply(store.reply, values);
         return true;
       }
       case "self":
@@ -384,13 +378,7 @@ export class Messaging {
   #autoReply(header: SignalHeader, store: { replied: boolean }, value: unknown): void {
     if (header.reply === undefined || store.replied || value === undefined) return;
     store.replied = true;
-    this.#send({
-      stage: header.reply.stage,
-      scope: "one",
-      worker: header.reply.worker,
-      message: header.reply.id,
-      from: this.#from(),
-    }, [value]);
+    this.#sendReply(header.reply, [value]);
   }
 
   #failed(header: SignalHeader, store: { replied: boolean }, error: unknown): void {
@@ -404,14 +392,19 @@ export class Messaging {
 
   #replyError(header: SignalHeader, error: unknown): void {
     if (header.reply === undefined || header.error) return;
+    this.#sendReply(header.reply, [toErrorRecord(error)], true);
+  }
+
+  /** Sends values (or an error record) to a reply address: the worker that asked. */
+  #sendReply(reply: NonNullable<SignalHeader["reply"]>, values: unknown[], error = false): void {
     this.#send({
-      stage: header.reply.stage,
+      stage: reply.stage,
       scope: "one",
-      worker: header.reply.worker,
-      message: header.reply.id,
+      worker: reply.worker,
+      message: reply.id,
       from: this.#from(),
-      error: true,
-    }, [toErrorRecord(error)]);
+      ...(error ? { error: true } : {}),
+    }, values);
   }
 
   #replyTo(reply: string | undefined): { reply?: NonNullable<SignalHeader["reply"]> } {
