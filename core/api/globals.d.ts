@@ -131,6 +131,12 @@ declare namespace Stage {
       fn: ((...args: Data[]) => unknown) | string,
       ...args: unknown[]
     ): void;
+    /**
+     * Runs `fn(...args)` after `ms` on this worker, one task at a time per stage; a numeric
+     * result repeats it after that many ms. Returns a handle; `addtask(handle, null)` cancels.
+     */
+    addtask(ms: number, fn: (...args: Data[]) => unknown, ...args: unknown[]): string;
+    addtask(handle: string, cancel: null): boolean;
     /** Sends a message and resolves with the reply; a last `{ timeout: ms }` sets the timeout (default 10 s). */
     request<T = Data>(target: string, ...values: unknown[]): Promise<T>;
     /** Inside a handler: the matched waitfor id, message id, sender and reply address. */

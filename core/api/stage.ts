@@ -62,6 +62,7 @@ export class StageApi {
       (name) => this.require(name),
     );
     this.submit = this.messaging.submit.bind(this.messaging);
+    this.addtask = this.messaging.addtask.bind(this.messaging);
     // Script code calls these unbound (`const { signal } = stage` is fine).
     this.waitfor = Object.assign(this.messaging.waitfor.bind(this.messaging), {
       serial: this.messaging.waitforSerial.bind(this.messaging),
@@ -81,6 +82,8 @@ export class StageApi {
   readonly request: Messaging["request"];
   /** Runs a function on any worker; the same non-zero key runs in order, one at a time. */
   readonly submit: Messaging["submit"];
+  /** Runs a task after ms, one task at a time per stage; `addtask(handle, null)` cancels. */
+  readonly addtask: Messaging["addtask"];
 
   /**
    * A process-wide shared variable: the first call anywhere in the process creates

@@ -286,3 +286,61 @@ broker.ready("tcp://127.0.0.1:0?json", () => (socket, data) => {
   assert.ok(stuck[1]![1] - stuck[0]![1] >= 90, "not before the 100 ms hold expired");
   assert.ok(Date.now() - started < 2000);
 });
+
+Deno.test("stage.addtask runs tasks after their delay, one at a time per stage, repeats and cancels", async () => {
+  await using fixture = await startFixture({
+    workers: 2,
+    scripts: {
+      "start.ts": REFERENCE + `
+const spans = stage.shared("spans", [] as [string, number, number][]);
+const repeats = stage.shared("repeats", 0);
+broker.ready("tcp://127.0.0.1:0?json", () => (socket, data) => {
+  if (data.op === "tasks") {
+    for (let i = 0; i < 3; i++) {
+      stage.addtask(10, async (name: string) => {
+        const start = Date.now();
+        await new Promise((resolve) => setTimeout(resolve, 40));
+        spans.update((v) => [...v, [name, start, Date.now()]]);
+      }, "w" + stage.worker + "." + i);
+    }
+    let runs = 0; // tasks run on the worker that added them: closures are fine
+    const repeating = stage.addtask(0, () => {
+      repeats.update((n) => n + 1);
+      return ++runs < 3 ? 5 : undefined;
+    });
+    const cancelled = stage.addtask(50, () => spans.update((v) => [...v, ["cancelled", 0, 0]]));
+    return socket.commit({ cancel: stage.addtask(cancelled, null), again: stage.addtask(cancelled, null), repeating });
+  }
+  socket.commit({ spans: spans.get(), repeats: repeats.get() });
+});
+`,
+    },
+  });
+  const port = fixture.port();
+  await using a = await FrameClient.connect(port, "json");
+  await using b = await FrameClient.connect(port, "json");
+  await a.send({ op: "tasks" });
+  await b.send({ op: "tasks" });
+  const first = await a.next<{ cancel: boolean; again: boolean; repeating: string }>();
+  await b.next();
+  assert.equal(first.cancel, true);
+  assert.equal(first.again, false, "a handle cancels once");
+  assert.equal(typeof first.repeating, "string");
+  type Span = [string, number, number];
+  let state: { spans: Span[]; repeats: number } = { spans: [], repeats: 0 };
+  for (let i = 0; i < 100 && (state.spans.length < 6 || state.repeats < 6); i++) {
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    await a.send({ op: "read" });
+    state = await a.next();
+  }
+  assert.equal(state.spans.length, 6, JSON.stringify(state));
+  assert.equal(state.repeats, 6, "each repeating task ran three times");
+  const sorted = [...state.spans].sort((x, y) => x[1] - y[1]);
+  for (let i = 1; i < sorted.length; i++) {
+    assert.ok(sorted[i]![1] >= sorted[i - 1]![2], "two tasks of the stage overlapped");
+  }
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  await a.send({ op: "read" });
+  state = await a.next();
+  assert.ok(!state.spans.some((s) => s[0] === "cancelled"), "a cancelled task ran");
+});
