@@ -170,6 +170,22 @@ declare namespace Stage {
     ): unknown;
   }
 
+  /** What `thread.new` returns. */
+  interface ThreadHandle {
+    readonly id: string;
+    /** Adds a callback for the thread's messages; `done` is true for the return value (the last). */
+    waitfor(callback: (value: Data, done: boolean) => void): ThreadHandle;
+  }
+
+  interface Thread {
+    /** Runs `fn(...args)` on any worker (fn travels as source: no captured variables). */
+    "new"(fn: (...args: Data[]) => unknown, ...args: unknown[]): ThreadHandle;
+    /** Inside a thread function: sends a value to the handle's callbacks. */
+    signal(value: unknown): void;
+    /** The id of the running thread function, if any. */
+    readonly id: string | undefined;
+  }
+
   interface Logger {
     /** A logger for a sub-category. */
     category(name: string): Logger;
@@ -196,6 +212,7 @@ declare namespace Stage {
 }
 
 declare var stage: Stage.StageApi;
+declare var thread: Stage.Thread;
 declare var broker: Stage.Broker;
 declare var logger: Stage.Logger;
 declare var process: Stage.Process;

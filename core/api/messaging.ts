@@ -63,7 +63,14 @@ const REQUEST_TIMEOUT_MS = 10_000;
 type Handler = (...args: unknown[]) => unknown;
 
 /** The per-handler state behind `stage.context`. */
-type Store = MessageContext & { replied: boolean; errorRecord?: ErrorRecord };
+type Store = MessageContext & { replied: boolean; errorRecord?: ErrorRecord; thread?: string };
+
+/** What `thread.new` returns. */
+export interface ThreadHandle {
+  readonly id: string;
+  /** Adds a callback for the thread's messages: `(value, done)`; `done` marks the return value. */
+  waitfor(callback: (value: unknown, done: boolean) => void): ThreadHandle;
+}
 
 /** The messaging half of the `stage` global of one worker. */
 export class Messaging {
@@ -96,7 +103,7 @@ export class Messaging {
   get context(): MessageContext | undefined {
     const store = this.#context.getStore();
     if (store === undefined) return undefined;
-    const { replied: _replied, errorRecord: _error, ...context } = store;
+    const { replied: _replied, errorRecord: _error, thread: _thread, ...context } = store;
     return context;
   }
 
@@ -367,6 +374,7 @@ export class Messaging {
   receive(body: Uint8Array): unknown {
     const { header, values: packed } = decodeSignalHeader(body);
     if (header.submit !== undefined) return this.#runSubmit(header.submit, packed);
+    if (header.thread !== undefined) return this.#runThread(header, packed);
     let values: unknown[];
     try {
       values = unpackValues(packed);
@@ -443,6 +451,94 @@ export class Messaging {
       });
     }
   }
+
+  /**
+   * `thread.new(fn, ...args)`: runs `fn(...args)` on any worker of this stage.
+   * Inside, `thread.signal(v)` sends `v` to the handle's waitfor callbacks; the
+   * return value arrives last, then the callbacks are removed.
+   */
+  newThread(fn: Handler, ...args: unknown[]): ThreadHandle {
+    if (typeof fn !== "function") throw new TypeError("thread.new(fn): fn must be a function");
+    const callbacks: ((value: unknown, done: boolean) => void)[] = [];
+    const id = `thread.${this.#worker}.${(this.#nextThread++).toString(36)}`;
+    const inbox = this.registry.generate((value: unknown, kind: unknown) => {
+      const done = kind !== "message";
+      if (done) this.registry.unregister(inbox);
+      const error = this.#context.getStore()?.errorRecord;
+      for (const callback of [...callbacks]) {
+        try {
+          callback(error === undefined ? value : fromErrorRecord(error), done);
+        } catch (callbackError) {
+          this.#log.error("thread {id} callback failed: {text}", {
+            id,
+            text: describeScriptError(callbackError),
+          });
+        }
+      }
+      if (done) callbacks.length = 0;
+    });
+    this.#send({
+      stage: this.#stage,
+      scope: "one",
+      message: id,
+      from: this.#from(),
+      reply: { stage: this.#stage, worker: this.#worker, id: inbox },
+      thread: id,
+    }, [fn, ...args]);
+    return {
+      id,
+      waitfor(callback) {
+        if (typeof callback !== "function") {
+          throw new TypeError("handle.waitfor(cb): cb must be a function");
+        }
+        callbacks.push(callback);
+        return this;
+      },
+    };
+  }
+
+  /** Inside a `thread.new` function: sends `value` to the handle's callbacks. */
+  threadSignal(value: unknown): void {
+    const store = this.#context.getStore();
+    if (store?.thread === undefined || store.reply === undefined) {
+      throw new TypeError("thread.signal: not inside a thread.new function");
+    }
+    this.#sendReply(store.reply, [value, "message"]);
+  }
+
+  /** The id of the `thread.new` run this code is part of, if any. */
+  get threadId(): string | undefined {
+    return this.#context.getStore()?.thread;
+  }
+
+  async #runThread(header: SignalHeader, packed: Uint8Array): Promise<void> {
+    const store: Store = {
+      waitfor: header.message,
+      message: header.message,
+      from: header.from,
+      ...(header.reply === undefined ? {} : { reply: header.reply }),
+      replied: true, // the return value is sent below, marked as the last message
+      thread: header.thread!,
+    };
+    await this.#context.run(store, async () => {
+      try {
+        const [fn, ...args] = unpackValues(packed) as [Handler, ...unknown[]];
+        const result = await fn(...args);
+        if (header.reply !== undefined) this.#sendReply(header.reply, [result, "return"]);
+      } catch (error) {
+        this.#log.error("thread {id} failed: {text}", {
+          id: header.thread,
+          text: describeScriptError(error),
+          error,
+        });
+        if (header.reply !== undefined) {
+          this.#sendReply(header.reply, [toErrorRecord(error), "return"], true);
+        }
+      }
+    });
+  }
+
+  #nextThread = 0;
 
   #runLocal(message: string, values: unknown[]): unknown {
     const waitfor = this.registry.match(message);

@@ -64,7 +64,7 @@ export class ScriptHost {
     this.process = new ScriptProcess(options.process);
   }
 
-  /** Makes `stage`, `broker`, `logger` and `process` globals of this isolate. */
+  /** Makes `stage`, `broker`, `thread`, `logger` and `process` globals of this isolate. */
   installGlobals(target: Record<string, unknown> = globalThis as never): void {
     for (const [name, value] of Object.entries(this.globals())) {
       Object.defineProperty(target, name, { value, writable: false, configurable: true });
@@ -73,9 +73,21 @@ export class ScriptHost {
 
   /** The globals, by name. */
   globals(): Record<string, unknown> {
+    const messaging = this.stage.messaging;
     return {
       stage: this.stage,
       broker: this.broker,
+      thread: {
+        /** Runs `fn(...args)` on any worker; see {@link Messaging.newThread}. */
+        new: (fn: (...args: unknown[]) => unknown, ...args: unknown[]) =>
+          messaging.newThread(fn, ...args),
+        /** Inside a thread function: sends a value to the handle's callbacks. */
+        signal: (value: unknown) => messaging.threadSignal(value),
+        /** The id of the running thread function (undefined outside one). */
+        get id() {
+          return messaging.threadId;
+        },
+      },
       logger: this.logger,
       process: this.process,
     };

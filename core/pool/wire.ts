@@ -67,6 +67,8 @@ export interface SignalHeader {
    * the ordering key of this submit key (0: no ordering).
    */
   submit?: number | string;
+  /** A `thread.new` run: values are `[fn, ...args]`; messages go to `reply`. */
+  thread?: string;
   /** An ordering-lock request (`">NAME.cb"`, `">>NAME.cb", ms`, `"<NAME.*"`) for the main thread. */
   lock?: { op: "acquire" | "extend" | "release"; name: string; callback: string; ms?: number };
 }

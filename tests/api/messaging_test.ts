@@ -344,3 +344,38 @@ broker.ready("tcp://127.0.0.1:0?json", () => (socket, data) => {
   state = await a.next();
   assert.ok(!state.spans.some((s) => s[0] === "cancelled"), "a cancelled task ran");
 });
+
+Deno.test("thread.new runs a function on a worker; thread.signal messages arrive, then the return value, then callbacks are removed", async () => {
+  await using fixture = await startFixture({
+    workers: 2,
+    scripts: {
+      "start.ts": REFERENCE + `
+broker.ready("tcp://127.0.0.1:0?json", () => (socket, data) => {
+  const seen: unknown[] = [];
+  const handle = thread.new(async (n: number, fail: boolean) => {
+    for (let i = 0; i < n; i++) thread.signal({ step: i, id: thread.id });
+    if (fail) throw new TypeError("thread failed");
+    return "finished";
+  }, 3, data.fail);
+  handle.waitfor((value, done) => {
+    seen.push(value instanceof Error ? { error: value.name } : value);
+    if (done) socket.commit({ id: handle.id, seen, outside: thread.id ?? null });
+  });
+});
+`,
+    },
+  });
+  await using client = await FrameClient.connect(fixture.port(), "json");
+  await client.send({ fail: false });
+  const ok = await client.next<{ id: string; seen: unknown[]; outside: null }>();
+  assert.deepEqual(ok.seen, [
+    { step: 0, id: ok.id },
+    { step: 1, id: ok.id },
+    { step: 2, id: ok.id },
+    "finished",
+  ]);
+  assert.equal(ok.outside, null);
+  await client.send({ fail: true });
+  const failed = await client.next<{ seen: unknown[] }>();
+  assert.deepEqual(failed.seen.at(-1), { error: "TypeError" });
+});
