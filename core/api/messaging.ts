@@ -8,10 +8,12 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { Logger } from "@logtape/logtape";
 import {
+  CapturedVariableError,
   type ErrorRecord,
   fromErrorRecord,
   packValues,
   parseTarget,
+  registerErrorClass,
   toErrorRecord,
   unpackValues,
   WaitforRegistry,
@@ -36,6 +38,16 @@ export interface MessageContext {
 export class RequestTimeoutError extends Error {
   override name = "RequestTimeoutError";
 }
+
+/** Raised when a message addresses a stage that has no instance to take it. */
+export class StageNotFoundError extends Error {
+  override name = "StageNotFoundError";
+}
+
+// Errors cross threads as records; these come back as their own classes.
+registerErrorClass("RequestTimeoutError", RequestTimeoutError);
+registerErrorClass("StageNotFoundError", StageNotFoundError);
+registerErrorClass("CapturedVariableError", CapturedVariableError as never);
 
 /** The message id of `stage.submit` calls (never matched against waitfors). */
 const SUBMIT_MESSAGE = "\u0000submit";

@@ -64,6 +64,8 @@ export function toErrorRecord(error: unknown): ErrorRecord {
 export function fromErrorRecord(record: ErrorRecord): Error {
   const Ctor = registry.get(record.name) ?? Error;
   const error = new Ctor(record.message);
+  // Classes whose constructors compose their own message get the original back.
+  if (error.message !== record.message) error.message = record.message;
   if (error.name !== record.name) error.name = record.name;
   if (record.code !== undefined) (error as Error & { code?: string }).code = record.code;
   if (record.stack !== undefined) error.stack = record.stack;

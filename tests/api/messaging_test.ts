@@ -379,3 +379,90 @@ broker.ready("tcp://127.0.0.1:0?json", () => (socket, data) => {
   const failed = await client.next<{ seen: unknown[] }>();
   assert.deepEqual(failed.seen.at(-1), { error: "TypeError" });
 });
+
+Deno.test("10,000 submits on 100 keys from two workers: per-key order per submitter, no overlap, both workers busy", async () => {
+  await using fixture = await startFixture({
+    workers: 2,
+    scripts: {
+      "start.ts": REFERENCE + `
+type Key = { running: number; overlaps: number; last: Record<string, number>; disorder: number; done: number };
+const stats = stage.shared("stats", { keys: {} as Record<string, Key>, workers: [] as number[] });
+broker.ready("tcp://127.0.0.1:0?json", () => (socket, data) => {
+  if (data.op === "submit") {
+    for (let seq = 0; seq < 5000; seq++) {
+      stage.submit("key" + (seq % 100), async (key: string, from: string, seq: number) => {
+        const stats = stage.shared("stats", { keys: {}, workers: [] });
+        stats.update((s) => {
+          const k = s.keys[key] ?? { running: 0, overlaps: 0, last: {}, disorder: 0, done: 0 };
+          if (k.running > 0) k.overlaps++;
+          if ((k.last[from] ?? -1) >= seq) k.disorder++;
+          k.last[from] = seq;
+          k.running++;
+          const workers = s.workers.includes(stage.worker) ? s.workers : [...s.workers, stage.worker];
+          return { keys: { ...s.keys, [key]: k }, workers };
+        });
+        await Promise.resolve();
+        stats.update((s) => {
+          const k = s.keys[key];
+          return { ...s, keys: { ...s.keys, [key]: { ...k, running: k.running - 1, done: k.done + 1 } } };
+        });
+      }, "key" + (seq % 100), "socket" + socket.id, seq);
+    }
+    return socket.commit("ok");
+  }
+  socket.commit(stats.get());
+});
+`,
+    },
+  });
+  const port = fixture.port();
+  await using a = await FrameClient.connect(port, "json");
+  await using b = await FrameClient.connect(port, "json");
+  await Promise.all([a.send({ op: "submit" }), b.send({ op: "submit" })]);
+  assert.equal(await a.next(30_000), "ok");
+  assert.equal(await b.next(30_000), "ok");
+  type Stats = {
+    keys: Record<string, { overlaps: number; disorder: number; done: number }>;
+    workers: number[];
+  };
+  let stats: Stats = { keys: {}, workers: [] };
+  for (let i = 0; i < 300; i++) {
+    await a.send({ op: "read" });
+    stats = await a.next<Stats>(10_000);
+    if (Object.values(stats.keys).reduce((n, k) => n + k.done, 0) === 10_000) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const keys = Object.values(stats.keys);
+  assert.equal(keys.length, 100);
+  assert.equal(keys.reduce((n, k) => n + k.done, 0), 10_000);
+  assert.equal(keys.reduce((n, k) => n + k.overlaps, 0), 0, "two calls of one key overlapped");
+  assert.equal(keys.reduce((n, k) => n + k.disorder, 0), 0, "a key ran out of submission order");
+  assert.equal(stats.workers.length, 2, "both workers ran submits");
+});
+
+Deno.test("many interleaved requests each get their own reply and leave no waitfor behind", async () => {
+  await using fixture = await startFixture({
+    workers: 2,
+    config: { "#startup": [["script+start", "script+calc"]], script: { "script+calc": "calc" } },
+    scripts: {
+      "calc.ts": REFERENCE + `stage.waitfor("echo", async (n: number) => {
+  await new Promise((resolve) => setTimeout(resolve, n % 7));
+  return n;
+});\n`,
+      "start.ts": REFERENCE + `
+broker.ready("tcp://127.0.0.1:0?json", () => async (socket) => {
+  const sent = Array.from({ length: 500 }, (_, i) => i);
+  const replies = await Promise.all(sent.map((n) => stage.request("calc:echo", n)));
+  const wrong = replies.filter((reply, i) => reply !== i).length;
+  // deno-lint-ignore no-explicit-any
+  socket.commit({ wrong, left: (stage as any).messaging.registry.size });
+});
+`,
+    },
+  });
+  await using client = await FrameClient.connect(fixture.port(), "json");
+  await client.send({});
+  const result = await client.next<{ wrong: number; left: number | string }>(20_000);
+  assert.equal(result.wrong, 0);
+  assert.equal(result.left, 0, "generated reply ids were unregistered");
+});
