@@ -466,3 +466,25 @@ broker.ready("tcp://127.0.0.1:0?json", () => async (socket) => {
   assert.equal(result.wrong, 0);
   assert.equal(result.left, 0, "generated reply ids were unregistered");
 });
+
+Deno.test('the FAQ example as written: a function sent to another stage runs there and its result comes back to "result"', async () => {
+  await using fixture = await startFixture({
+    config: { "#startup": [["script+start", "script+stage"]], script: { "script+stage": "other" } },
+    scripts: {
+      // The receiving stage (id "stage") runs what it is sent.
+      "other.ts": REFERENCE +
+        `stage.waitfor("callback", (fn: (v: string) => string, v: string) => fn(v));\n`,
+      "start.ts": REFERENCE + `
+broker.ready("tcp://127.0.0.1:0?json", () => (socket) => {
+  stage.waitfor("result", (r: string) => socket.commit("RESULT: " + r));
+  stage.signal("stage:callback=result", function (v: string) {
+    return "RESULT:" + v;
+  }, "HELLO");
+});
+`,
+    },
+  });
+  await using client = await FrameClient.connect(fixture.port(), "json");
+  await client.send({});
+  assert.equal(await client.next(), "RESULT: RESULT:HELLO");
+});
