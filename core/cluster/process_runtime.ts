@@ -61,7 +61,7 @@ export async function startProcess(
   const clock = options.clock ?? systemClock;
   const once = new OnceRegistry();
   const bus = new LocalBus(log, clock);
-  const shared = SharedTable.create();
+  const shared = SharedTable.create(config.script.shared);
   const stages = new Map<string, ScriptStage>();
   const groups = options.groups ?? config.startup.map((_, index) => index);
   const stop = async (graceMs = 5000) => {

@@ -108,6 +108,9 @@ function normalizeScript(section: RawScriptSection | undefined, baseDir: string)
     ...(preload === undefined ? {} : { preload }),
     permissions: normalizePermissions(section?.["%permissions"], scriptDirs, baseDir),
     reloadSeconds: section?.["%reload"] ?? DEFAULT_RELOAD_SECONDS,
+    shared: section?.["%shared"] === undefined
+      ? { slots: 256, valueBytes: 64 * 1024 }
+      : { slots: section["%shared"][0], valueBytes: section["%shared"][1] },
     mains: Object.keys(mains).length === 0 ? { start: "start" } : mains,
   };
 }

@@ -39,7 +39,7 @@ export const SECTION_PREFIXES = ["=ticket+", "index+", "agent+"] as const;
 const STARTUP_ENTRY = /^(script|=ticket|=route|index|agent)\+([A-Za-z_][\w.-]*)$/;
 const MAIN_KEY = /^script\+([A-Za-z_][\w.-]*)$/;
 const HOST_PORT = /^(\[[0-9A-Fa-f:.]*:[0-9A-Fa-f:.%\w-]*\]|[A-Za-z0-9_.-]*):(\d{1,5})$/;
-const SCRIPT_SETTINGS = ["%package", "%preload", "%permissions", "%reload"] as const;
+const SCRIPT_SETTINGS = ["%package", "%preload", "%permissions", "%reload", "%shared"] as const;
 
 const positiveInteger = (expected = "a positive integer") =>
   z.int({ error: expected }).min(1, { error: expected });
@@ -178,6 +178,12 @@ export const scriptSectionSchema = z.looseObject({
   "%reload": z.number({ error: "a non-negative number of seconds" }).min(0, {
     error: "a non-negative number of seconds",
   }).optional(),
+  "%shared": z.tuple([
+    positiveInteger("a positive number of shared variables"),
+    z.int({ error: "a value size in bytes (at least 16)" }).min(16, {
+      error: "a value size in bytes (at least 16)",
+    }),
+  ], { error: "an array [variables, bytes per value]" }).optional(),
 }, { error: "an object of script settings" }).superRefine((section, context) => {
   for (const [key, value] of Object.entries(section)) {
     if ((SCRIPT_SETTINGS as readonly string[]).includes(key)) continue;

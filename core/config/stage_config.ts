@@ -66,6 +66,8 @@ export interface ScriptConfig {
   permissions: WorkerPermissions;
   /** Seconds between change checks of position-0 packages. */
   reloadSeconds: number;
+  /** `%shared`: how many `stage.shared` variables a process holds and the largest value. */
+  shared: { slots: number; valueBytes: number };
   /** Main script name per script stage id (`"script+game": "game"` → `{ game: "game" }`). */
   mains: Record<string, string>;
 }

@@ -63,6 +63,7 @@ Deno.test("parseConfig applies every default to an empty file", () => {
         import: false,
       },
       reloadSeconds: 30,
+      shared: { slots: 256, valueBytes: 65536 },
       mains: { start: "start" },
     },
     services: { tcp: [], udp: [] },
@@ -128,6 +129,7 @@ Deno.test("parseConfig normalises a full config", () => {
       import: false,
     },
     reloadSeconds: 5,
+    shared: { slots: 256, valueBytes: 65536 },
     mains: { game: "game_main", lobby: "lobby" },
   });
   assert.deepEqual(config.services, { tcp: ["0.0.0.0:8801", "[::]:8802"], udp: [":9000"] });
@@ -213,6 +215,10 @@ const normalisations: [
     [SCRIPTS],
   ],
   ["%reload 0", `{"script": {"%reload": 0}}`, (c) => c.script.reloadSeconds, 0],
+  ["%shared", `{"script": {"%shared": [8, 1024]}}`, (c) => c.script.shared, {
+    slots: 8,
+    valueBytes: 1024,
+  }],
   ["script section without mains keeps the default main", `{"script": {"%reload": 1}}`, (c) => [
     c.script.mains,
     c.startup,
@@ -428,7 +434,7 @@ const invalid: [text: string, path: string, expected: string, found: string, mor
   [
     '{"script": {"%packages": ["x"]}}',
     "script.%packages",
-    'one of the keys %package, %preload, %permissions, %reload or "script+<id>"',
+    'one of the keys %package, %preload, %permissions, %reload, %shared or "script+<id>"',
     'unknown key "%packages"',
   ],
   ['{"script": {"script+a": 1}}', "script.script+a", "a main script name", "1"],
