@@ -119,6 +119,8 @@ declare namespace Stage {
      * `"stage:msg"`, `"stage+msg"` (delivered as `"<me>:msg"`), `"*…"`, `"=stage:msg"`,
      * `"+stage:msg"`, `null` (reply to the message being handled); `=reply` names the
      * waitfor the receiver's reply goes to. Functions among the values travel as source.
+     * Returns the delivery result: `true` once sent, the handler's result for `":msg"`, or a
+     * `TypeError` value naming the bad part of a malformed target.
      */
     signal(target: string | null, ...values: unknown[]): unknown;
     /**

@@ -155,20 +155,29 @@ export class Messaging {
   }
 
   /**
-   * Sends a message (see DESIGN.md §4 for the target forms). Returns the handler's
-   * result for a synchronous `":msg"`, otherwise `true` once sent.
-   *
-   * @throws TypeError for a malformed target or a reply with no message to answer
+   * Sends a message (see DESIGN.md §4 for the target forms). Returns the delivery
+   * result: the handler's result for a synchronous `":msg"`, `true` once sent, or a
+   * `TypeError` value (also logged) naming the bad part of a malformed target or
+   * saying that a `null` reply has no message to answer.
    */
   signal(target: string | null, ...values: unknown[]): unknown {
-    const parsed = parseTarget(target);
+    let parsed;
+    try {
+      parsed = parseTarget(target);
+    } catch (error) {
+      // The delivery result of a malformed target is the error, named and logged.
+      this.#log.warning("{text}", { text: (error as Error).message });
+      return error;
+    }
     switch (parsed.kind) {
       case "reply": {
         const store = this.#context.getStore();
         if (store?.reply === undefined) {
-          throw new TypeError(
+          const error = new TypeError(
             "stage.signal(null): there is no message being handled that expects a reply",
           );
+          this.#log.warning("{text}", { text: error.message });
+          return error;
         }
         store.replied = true;
         this.#sendReply(store.reply, values);
@@ -235,7 +244,12 @@ export class Messaging {
       timeoutMs = (last as { timeout: number }).timeout;
       args = args.slice(0, -1);
     }
-    const parsed = parseTarget(target);
+    let parsed;
+    try {
+      parsed = parseTarget(target);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (parsed.kind !== "self" && parsed.kind !== "stage") {
       return Promise.reject(
         new TypeError(`stage.request("${target}"): expected a stage message target`),

@@ -35,9 +35,11 @@ broker.ready("tcp://127.0.0.1:0?json", () => async (socket, data) => {
       case "bysender": return socket.commit(await stage.request("calc+hello", "hi"));
       case "explicit": return socket.commit(await stage.request("calc:explicit", 4));
       case "sync": return socket.commit([stage.signal(":g.m.x", "a"), stage.signal(":g.z", "b")]);
-      case "reply-outside":
-        try { stage.signal(null, 1); } catch (error) { return socket.commit({ error: error.message }); }
-        return;
+      case "reply-outside": return socket.commit({ error: (stage.signal(null, 1) as Error).message });
+      case "malformed": {
+        const result = stage.signal("a::b", 1);
+        return socket.commit({ name: (result as Error).name, message: (result as Error).message });
+      }
       case "pending": return socket.commit(stage.waitfor("add") === undefined ? "clean" : "left");
     }
   } catch (error) {
@@ -101,6 +103,11 @@ Deno.test("stage.context, target+msg delivery by sender, sync group lookup and r
     assert.deepEqual(await client.next(), ["subgroup a", "group b"]);
     await client.send({ op: "reply-outside" });
     assert.match((await client.next<{ error: string }>()).error, /no message being handled/);
+    await client.send({ op: "malformed" });
+    assert.deepEqual(await client.next(), {
+      name: "TypeError",
+      message: `Cannot parse target "a::b": empty message id after ':'`,
+    });
   });
 });
 
