@@ -216,14 +216,14 @@ export class ScriptStage {
     this.#idle.stop();
     this.#broker.stopAccepting();
     const deadline = this.#options.clock.now() + graceMs;
-    while (this.#pool.totalInFlight > 0 && this.#options.clock.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
+    const settle = async () => {
+      while (this.#pool.totalInFlight > 0 && this.#options.clock.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+    };
+    await settle();
     await this.#broker.close(Math.max(0, deadline - this.#options.clock.now()));
-    // Let the close callbacks run (bounded by what is left of the grace period).
-    while (this.#pool.totalInFlight > 0 && this.#options.clock.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
+    await settle(); // the close callbacks, within what is left of the grace period
     await this.#pool.close();
     this.#options.log.info("Stage {stage} stopped", { stage: this.id });
   }

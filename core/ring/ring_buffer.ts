@@ -88,7 +88,7 @@ export interface RingBufferOptions {
   doorbell?: MessagePort;
 }
 
-/** Longest sleep of an Atomics-mode wait before re-checking (see #waitAtomics). */
+/** Longest sleep of an Atomics-mode wait before re-checking (see #parkOnAtomics). */
 const ATOMICS_POLL_MS = 20;
 
 /** Doorbell message: records are available. */
@@ -455,27 +455,12 @@ export class RingBuffer {
     return this.capacity - ((tail - head) >>> 0) >= needed;
   }
 
-  // Sleeps on `slot` until `ready()`. Raising `flag` before re-checking `ready()` pairs with
-  // the other side's "publish slot, then check flag" (both sequentially consistent), so
-  // either we see the new slot value or the other side sees the flag and notifies; and
-  // waitAsync itself returns "not-equal" if the slot moved after we sampled it.
-  #wait(
+  // Sleeps until `ready()`. Raising `flag` before re-checking `ready()` pairs with the
+  // other side's "publish, then check flag" (both sequentially consistent), so either we
+  // see the new position or the other side sees the flag and wakes us; only how we park
+  // differs between a doorbell and Atomics.
+  async #wait(
     slot: number,
-    flag: number,
-    reader: boolean,
-    ready: () => boolean,
-    timeoutMs: number | undefined,
-    signal: AbortSignal | undefined,
-  ): Promise<boolean> {
-    return this.#doorbell === undefined
-      ? this.#waitAtomics(slot, flag, reader, ready, timeoutMs, signal)
-      : this.#waitDoorbell(flag, reader, ready, timeoutMs, signal);
-  }
-
-  // Sleeps until the other side rings the doorbell. Same flag protocol as
-  // #waitAtomics: raise the flag, re-check, then park; the other side publishes,
-  // then checks the flag and rings.
-  async #waitDoorbell(
     flag: number,
     reader: boolean,
     ready: () => boolean,
@@ -484,35 +469,72 @@ export class RingBuffer {
   ): Promise<boolean> {
     if (signal?.aborted) return false;
     const control = this.#control;
-    const waiters = this.#bellWaiters[reader ? BELL_READABLE : BELL_WRITABLE]!;
     const deadline = timeoutMs === undefined ? Infinity : performance.now() + timeoutMs;
     if (reader) this.#readWaiters++;
     else this.#writeWaiters++;
     try {
       for (;;) {
         Atomics.store(control, flag, 1);
+        const seen = Atomics.load(control, slot);
         if (ready()) return true;
         if (signal?.aborted || this.#closed) return false;
         const remaining = deadline - performance.now();
         if (remaining <= 0) return false;
-        await new Promise<void>((resolve) => {
-          let timer: ReturnType<typeof setTimeout> | undefined;
-          const done = () => {
-            if (timer !== undefined) clearTimeout(timer);
-            signal?.removeEventListener("abort", done);
-            const index = waiters.indexOf(done);
-            if (index >= 0) waiters.splice(index, 1);
-            resolve();
-          };
-          waiters.push(done);
-          if (remaining !== Infinity) timer = setTimeout(done, remaining);
-          signal?.addEventListener("abort", done, { once: true });
-        });
+        if (this.#doorbell !== undefined) {
+          await this.#parkOnDoorbell(reader ? BELL_READABLE : BELL_WRITABLE, remaining, signal);
+        } else {
+          await this.#parkOnAtomics(slot, seen, remaining, signal);
+        }
       }
     } finally {
       const others = reader ? --this.#readWaiters : --this.#writeWaiters;
       if (others === 0) Atomics.store(control, flag, 0);
     }
+  }
+
+  /** Parks until the other side rings `bell`, the time is up, or `signal` aborts. */
+  #parkOnDoorbell(bell: number, ms: number, signal: AbortSignal | undefined): Promise<void> {
+    const waiters = this.#bellWaiters[bell]!;
+    return new Promise<void>((resolve) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const done = () => {
+        if (timer !== undefined) clearTimeout(timer);
+        signal?.removeEventListener("abort", done);
+        const index = waiters.indexOf(done);
+        if (index >= 0) waiters.splice(index, 1);
+        resolve();
+      };
+      waiters.push(done);
+      if (ms !== Infinity) timer = setTimeout(done, ms);
+      signal?.addEventListener("abort", done, { once: true });
+    });
+  }
+
+  /**
+   * Parks on `slot` while it still holds `seen`. Deno may leave an idle event loop
+   * asleep after a cross-thread notify, so the wait is also bounded by a real timer,
+   * which always wakes the loop: a lost wake-up costs at most ATOMICS_POLL_MS (a
+   * doorbell avoids both). Only this side sleeps on `slot`, so an abort notifies it.
+   */
+  async #parkOnAtomics(
+    slot: number,
+    seen: number,
+    ms: number,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const control = this.#control;
+    const slice = Math.min(ms, ATOMICS_POLL_MS);
+    const result = Atomics.waitAsync(control, slot, seen, slice);
+    if (!result.async) return;
+    const onAbort = () => Atomics.notify(control, slot);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      result.value,
+      new Promise((resolve) => timer = setTimeout(resolve, slice + 1)),
+    ]);
+    clearTimeout(timer);
+    signal?.removeEventListener("abort", onAbort);
   }
 
   /**
@@ -529,49 +551,4 @@ export class RingBuffer {
   }
 
   #closed = false;
-
-  async #waitAtomics(
-    slot: number,
-    flag: number,
-    reader: boolean,
-    ready: () => boolean,
-    timeoutMs: number | undefined,
-    signal: AbortSignal | undefined,
-  ): Promise<boolean> {
-    if (signal?.aborted) return false;
-    const control = this.#control;
-    const deadline = timeoutMs === undefined ? Infinity : performance.now() + timeoutMs;
-    // Our own wake-up on abort; only this side ever sleeps on `slot`.
-    const onAbort = () => Atomics.notify(control, slot);
-    signal?.addEventListener("abort", onAbort, { once: true });
-    if (reader) this.#readWaiters++;
-    else this.#writeWaiters++;
-    try {
-      for (;;) {
-        Atomics.store(control, flag, 1);
-        const seen = Atomics.load(control, slot);
-        if (ready()) return true;
-        if (signal?.aborted) return false;
-        const remaining = deadline - performance.now();
-        if (remaining <= 0) return false;
-        // Deno may leave an idle event loop asleep after a cross-thread notify, so the
-        // wait is also bounded by a real timer, which always wakes the loop: a lost
-        // wake-up costs at most ATOMICS_POLL_MS. (Use a doorbell to avoid both.)
-        const slice = Math.min(remaining, ATOMICS_POLL_MS);
-        const result = Atomics.waitAsync(control, slot, seen, slice);
-        if (!result.async) continue;
-        let timer: ReturnType<typeof setTimeout> | undefined;
-        await Promise.race([
-          result.value,
-          new Promise((resolve) => timer = setTimeout(resolve, slice + 1)),
-        ]);
-        clearTimeout(timer);
-        if (ready()) return true;
-      }
-    } finally {
-      signal?.removeEventListener("abort", onAbort);
-      const others = reader ? --this.#readWaiters : --this.#writeWaiters;
-      if (others === 0) Atomics.store(control, flag, 0);
-    }
-  }
 }

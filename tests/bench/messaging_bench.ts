@@ -64,7 +64,6 @@ broker.ready("tcp://127.0.0.1:0?json", () => async (socket, data) => {
       return socket.commit({ perSecond: rate(n, performance.now() - start) });
     }
     case "shared": {
-      let stop = false;
       stage.submit(0, async () => {
         const v = stage.shared("value", { n: 0, text: "" });
         for (let i = 0; i < 1e6 && !stage.shared("stop", false).get(); i++) {
@@ -82,8 +81,7 @@ broker.ready("tcp://127.0.0.1:0?json", () => async (socket, data) => {
       const local = { n: 0, text: "x".repeat(64) };
       const b0 = performance.now();
       for (let i = 0; i < n; i++) sum += local.n;
-      stop = true;
-      return socket.commit({ perSecond: rate(n, ms), baseline: rate(n, Math.max(performance.now() - b0, 0.001)), sum, stop });
+      return socket.commit({ perSecond: rate(n, ms), baseline: rate(n, Math.max(performance.now() - b0, 0.001)), sum });
     }
   }
 });
