@@ -59,7 +59,12 @@ interface Home {
   socket: Socket;
   format: SocketFormat;
   server: Server | undefined;
+  /** The user fields as last sent to the main thread (for moving the socket). */
+  fields?: Uint8Array;
 }
+
+/** Own properties of a socket that are not user fields. */
+const SOCKET_PROPERTIES = new Set(["id", "local", "remote", "receive", "moved"]);
 
 /** The `broker` global of one worker. */
 export class Broker {
@@ -207,6 +212,47 @@ export class Broker {
     }
     const socket = this.#adopt(id, info, server.format, server);
     this.#accept(socket, server.onAccept, `broker.ready("${info.url}")`);
+    this.#syncFields(id);
+  }
+
+  /**
+   * Socket `id` moved to another worker (this one was stuck): forget it without
+   * running its close callback.
+   */
+  forget(id: number): void {
+    this.#sockets.get(id)?.socket.markClosed();
+    this.#sockets.delete(id);
+  }
+
+  /**
+   * Runs after a socket's handler (sync, or once its promise settles): sends the
+   * socket's user fields to the main thread when they changed, so a socket that
+   * has to move to another worker keeps them.
+   */
+  afterHandler(id: number, result: unknown): unknown {
+    if (result instanceof Promise) return result.finally(() => this.#syncFields(id));
+    this.#syncFields(id);
+    return result;
+  }
+
+  #syncFields(id: number): void {
+    const home = this.#sockets.get(id);
+    if (home === undefined) return;
+    const socket = home.socket as unknown as Record<string, unknown>;
+    let fields: Record<string, unknown> | undefined;
+    for (const key in socket) {
+      if (!SOCKET_PROPERTIES.has(key)) (fields ??= {})[key] = socket[key];
+    }
+    if (fields === undefined && home.fields === undefined) return;
+    let bytes: Uint8Array;
+    try {
+      bytes = serialize(fields ?? {});
+    } catch {
+      return; // fields that cannot be cloned (functions) stay on this worker only
+    }
+    if (home.fields !== undefined && sameBytes(home.fields, bytes)) return;
+    home.fields = bytes;
+    this.#port.send(ToMain.SocketFields, id >>> 0, 0, bytes);
   }
 
   /** An outgoing connection failed. */
@@ -255,9 +301,25 @@ export class Broker {
   }
 
   #adopt(id: number, info: SocketOpenInfo, format: SocketFormat, server: Server | undefined) {
-    const socket = new Socket(id, info.local, info.remote, this.#port, format);
-    this.#sockets.set(id, { socket, format, server });
-    if (server !== undefined && server.handle.expire > 0) socket.expire = server.handle.expire;
+    const moved = info.moved;
+    const socket = new Socket(id, info.local, info.remote, this.#port, format, moved !== undefined);
+    const home: Home = { socket, format, server };
+    this.#sockets.set(id, home);
+    if (moved !== undefined) {
+      socket.restoreOptions(moved.expire, moved.commitMs);
+      if (moved.fields !== undefined) {
+        const bytes = Uint8Array.from(atob(moved.fields), (c) => c.charCodeAt(0));
+        home.fields = bytes;
+        const fields = deserialize(bytes) as Record<string, unknown>;
+        for (const [key, value] of Object.entries(fields)) {
+          if (!SOCKET_PROPERTIES.has(key)) {
+            (socket as unknown as Record<string, unknown>)[key] = value;
+          }
+        }
+      }
+    } else if (server !== undefined && server.handle.expire > 0) {
+      socket.expire = server.handle.expire;
+    }
     return socket;
   }
 
@@ -292,4 +354,10 @@ export class Broker {
     }
     return receive(home.socket, data);
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

@@ -44,7 +44,16 @@ export class StageNotFoundError extends Error {
   override name = "StageNotFoundError";
 }
 
+/**
+ * A message's handler was running on a worker that was terminated (it ran past
+ * the hard limit without yielding) or crashed; the message did not complete.
+ */
+export class WorkerTerminatedError extends Error {
+  override name = "WorkerTerminatedError";
+}
+
 // Errors cross threads as records; these come back as their own classes.
+registerErrorClass("WorkerTerminatedError", WorkerTerminatedError);
 registerErrorClass("RequestTimeoutError", RequestTimeoutError);
 registerErrorClass("StageNotFoundError", StageNotFoundError);
 registerErrorClass("CapturedVariableError", CapturedVariableError as never);

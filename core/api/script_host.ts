@@ -113,13 +113,13 @@ export class ScriptHost {
   handle(tag: number, a: number, b: number, body: Uint8Array): unknown {
     switch (tag) {
       case ToWorker.Frame:
-        return this.broker.frame(a, body);
+        return this.broker.afterHandler(a, this.broker.frame(a, body));
       case ToWorker.Open:
         return this.broker.open(a, body);
       case ToWorker.Closed:
         return this.broker.closed(a, b, body);
       case ToWorker.Inject:
-        return this.broker.inject(a, b, body);
+        return this.broker.afterHandler(a, this.broker.inject(a, b, body));
       case ToWorker.JoinFailed:
         return this.broker.joinFailed(b, body);
       case ToWorker.Idle:

@@ -31,6 +31,11 @@ export class Socket {
   readonly remote: string;
   /** The receive function (set by `onAccept`'s return value or by the script). */
   receive: ReceiveFunction | undefined;
+  /**
+   * True when the socket moved here from a worker that was stuck or lost:
+   * `onAccept` runs again on the new worker with the user fields last synced.
+   */
+  readonly moved: boolean;
   #port: PlatformPort;
   #format: SocketFormat | undefined;
   #expire = 0;
@@ -43,8 +48,10 @@ export class Socket {
     remote: string,
     port: PlatformPort,
     format: SocketFormat | undefined,
+    moved = false,
   ) {
     this.id = id;
+    this.moved = moved;
     this.local = local;
     this.remote = remote;
     this.receive = undefined;
@@ -102,6 +109,12 @@ export class Socket {
   }
 
   /** Marks the socket closed after the main thread reported the end of the connection. */
+  /** Restores options a moved socket had (the main thread already applies them). */
+  restoreOptions(expire: number, commitMs: number): void {
+    this.#expire = expire;
+    this.#commitMs = commitMs;
+  }
+
   markClosed(): void {
     this.#closed = true;
   }

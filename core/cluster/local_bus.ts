@@ -24,6 +24,8 @@ export interface Bus {
   leave(id: string): void;
   /** Routes an encoded stage message (see `encodeSignal`). */
   route(body: Uint8Array): void;
+  /** While true this process takes no routed work from peers (it is overloaded). */
+  detached: boolean;
 }
 
 /**
@@ -31,6 +33,11 @@ export interface Bus {
  * them and `+` (other servers) reaches none.
  */
 export class LocalBus implements Bus {
+  /**
+   * Set while the process is overloaded: peers should route it no work. In one
+   * process there are no peers; the multi-process bus publishes this state.
+   */
+  detached = false;
   #members = new Map<string, BusMember>();
   #log: Logger;
   #locks: LockManager;

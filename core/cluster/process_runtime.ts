@@ -13,6 +13,11 @@ import type { LogOptions } from "../log/mod.ts";
 import { denoTransport, type Transport } from "../net/transport.ts";
 import { denoWorkerFactory, type WorkerFactory } from "../pool/worker_handle.ts";
 import type { BrokerLimits } from "../net/broker_service.ts";
+import { brokerLimitsFromFlow } from "../net/broker_limits.ts";
+import { MetricsRegistry } from "../metrics/mod.ts";
+import { FlowMonitor } from "./flow_monitor.ts";
+import { FlowGate, PendingBound } from "../net/flow_gate.ts";
+import { ConnectionQuota } from "../net/connection_quota.ts";
 import { type Clock, systemClock } from "../time/mod.ts";
 import { SharedTable } from "../ring/shared_table.ts";
 import { LocalBus } from "./local_bus.ts";
@@ -38,11 +43,17 @@ export interface ProcessOptions {
   /** Overrides the worker factory (tests). */
   factory?: WorkerFactory;
   limits?: Partial<BrokerLimits>;
+  /** The process's metrics registry (default: a new one). */
+  metrics?: MetricsRegistry;
 }
 
 /** A running process. */
 export interface RunningProcess {
   readonly stages: ReadonlyMap<string, ScriptStage>;
+  /** Every counter, gauge and histogram of the process. */
+  readonly metrics: MetricsRegistry;
+  /** Dispatch delay, overload state. */
+  readonly monitor: FlowMonitor;
   /** Stops every stage gracefully (bounded by `graceMs` per stage). */
   stop(graceMs?: number): Promise<void>;
 }
@@ -64,8 +75,35 @@ export async function startProcess(
   const shared = SharedTable.create(config.script.shared);
   const stages = new Map<string, ScriptStage>();
   const groups = options.groups ?? config.startup.map((_, index) => index);
+  const metrics = options.metrics ?? new MetricsRegistry({
+    onCollectError: (name, error) => log.error("Metric {name} failed: {error}", { name, error }),
+  });
+  const gate = new FlowGate(config.flow.readBytes);
+  const pending = new PendingBound(config.threads.maxPending, gate);
+  const quota = new ConnectionQuota({
+    maxConnections: options.limits?.maxConnections ?? config.flow.maxConnections,
+    maxPerIp: options.limits?.maxPerIp ?? config.flow.maxPerIp,
+  });
+  const monitor = new FlowMonitor({
+    metrics,
+    clock,
+    log,
+    ...(config.router === undefined ? {} : { router: config.router }),
+    effects: {
+      apply(overloaded) {
+        bus.detached = overloaded;
+        // Smaller read budgets while overloaded: sockets still progress, more slowly.
+        gate.readBytes = overloaded
+          ? Math.max(1024, config.flow.readBytes >> 4)
+          : config.flow.readBytes;
+        for (const stage of stages.values()) stage.broker.setOverloaded(overloaded);
+      },
+    },
+  });
+  const limits = { ...brokerLimitsFromFlow(config.flow), ...options.limits };
   const stop = async (graceMs = 5000) => {
     await Promise.all([...stages.values()].reverse().map((stage) => stage.stop(graceMs)));
+    monitor[Symbol.dispose]();
     bus.close();
   };
   for (const groupIndex of groups) {
@@ -105,9 +143,15 @@ export async function startProcess(
         bus,
         clock,
         log,
-        ...(options.limits === undefined ? {} : { limits: options.limits }),
+        limits,
+        watchdog: { sliceMs: config.flow.sliceMs, hardLimitMs: config.flow.hardLimitMs },
+        monitor,
+        gate,
+        pending,
+        quota,
       });
       stages.set(ref.id, stage);
+      monitor.watch(stage, metrics, clock);
       bus.join(stage);
       try {
         await stage.start();
@@ -118,5 +162,5 @@ export async function startProcess(
       }
     }
   }
-  return { stages, stop };
+  return { stages, metrics, monitor, stop };
 }

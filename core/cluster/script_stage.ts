@@ -6,13 +6,18 @@
  */
 import type { Logger } from "@logtape/logtape";
 import type { LogOptions } from "../log/mod.ts";
-import { type BrokerLimits, BrokerService } from "../net/broker_service.ts";
+import { type BrokerLimits, BrokerService, type SocketHomes } from "../net/broker_service.ts";
 import type { Transport } from "../net/transport.ts";
+import type { FlowGate, PendingBound } from "../net/flow_gate.ts";
+import type { ConnectionQuota } from "../net/connection_quota.ts";
+import { FairScheduler, type ScheduledRecord } from "../pool/fair_scheduler.ts";
 import { IdleScheduler } from "../pool/idle_scheduler.ts";
-import { KeyScheduler } from "../pool/key_scheduler.ts";
+import { Watchdog } from "../pool/watchdog.ts";
 import type { WorkerFactory } from "../pool/worker_handle.ts";
 import { WorkerPool } from "../pool/worker_pool.ts";
 import {
+  decodeSignalHeader,
+  encodeSignal,
   type ProcessInfo,
   type ScriptSettings,
   type SignalHeader,
@@ -21,7 +26,7 @@ import {
   type WorkerControl,
 } from "../pool/wire.ts";
 import type { Clock } from "../time/mod.ts";
-import { lookupChain } from "../message/mod.ts";
+import { lookupChain, packValues } from "../message/mod.ts";
 import type { Bus } from "./local_bus.ts";
 import type { OnceRegistry } from "./once_registry.ts";
 
@@ -38,6 +43,24 @@ function orderingKey(name: string): number {
 /** The ordering key of a `stage.submit` key (0 and "" mean no ordering). */
 function submitKey(key: number | string): number {
   return key === 0 || key === "" ? 0 : orderingKey(`submit:${typeof key}:${key}`);
+}
+
+/** What a stage reports for metrics and overload detection (the process's flow monitor). */
+export interface StageMonitor {
+  /** A record finished: queued → started delay and synchronous CPU time. */
+  finished(stage: string, worker: number, tag: number, delayMs: number, cpuMs: number): void;
+  /** The watchdog asked a worker to yield (it ran past the time slice). */
+  yieldRequested(stage: string, worker: number): void;
+  /** A worker was terminated (past the hard limit) or crashed, and replaced. */
+  workerLost(stage: string, worker: number, reason: string): void;
+  /** A record was lost with its worker. */
+  recordLost(stage: string, worker: number, tag: number): void;
+}
+
+/** Forced-yielding limits (`#flow`). */
+export interface WatchdogLimits {
+  sliceMs: number;
+  hardLimitMs: number;
 }
 
 /** Everything a {@link ScriptStage} needs. */
@@ -58,6 +81,15 @@ export interface ScriptStageOptions {
   clock: Clock;
   log: Logger;
   limits?: Partial<BrokerLimits>;
+  /** Time slice and hard limit of the watchdog (default 50 ms / 5 s). */
+  watchdog?: WatchdogLimits;
+  monitor?: StageMonitor;
+  /** The process's input gate (shared by every stage's sockets). */
+  gate?: FlowGate;
+  /** The process's bound on queued frames (`#threads[1]`). */
+  pending?: PendingBound;
+  /** The process's connection limits (total and per IP). */
+  quota?: ConnectionQuota;
 }
 
 /** Raised when a stage cannot start (script failed to load, address in use, …). */
@@ -65,19 +97,29 @@ export class StageStartError extends Error {
   override name = "StageStartError";
 }
 
+/** Names of records, for logs. */
+const recordNames: Record<number, string> = {
+  [ToWorker.Open]: "accept",
+  [ToWorker.Frame]: "receive",
+  [ToWorker.Closed]: "close",
+  [ToWorker.Inject]: "signal",
+  [ToWorker.Idle]: "idle",
+  [ToWorker.JoinFailed]: "join",
+  [ToWorker.Signal]: "message",
+};
+
 /** A running script stage. */
 export class ScriptStage {
   readonly id: string;
   #options: ScriptStageOptions;
   #pool: WorkerPool;
-  #scheduler: KeyScheduler;
+  #scheduler: FairScheduler;
+  #watchdog: Watchdog;
   #broker: BrokerService;
   #idle: IdleScheduler;
   #stopped = false;
   /** Named waitfor ids reported by the workers → whether they are serial. */
   #waitfors = new Map<string, boolean>();
-  /** Messages in flight per serial key. */
-  #serialInFlight = new Map<number, number>();
 
   constructor(options: ScriptStageOptions) {
     this.id = options.stageId;
@@ -95,51 +137,116 @@ export class ScriptStage {
       onRecord: (worker, tag, a, b, body) => this.#record(worker, tag, a, b, body),
       onTurnEnd: () => this.#broker.flush(),
       onControl: (worker, message) => this.#control(worker, message),
-      onWorkerLost: (worker) => this.#broker.workerLost(worker),
+      onWorkerLost: (worker, reason) => {
+        options.monitor?.workerLost(this.id, worker, reason);
+        this.#scheduler.workerLost(worker);
+      },
+      onWorkerReady: (worker) => {
+        this.#watchdog.reset(worker);
+        this.#scheduler.workerReady(worker);
+      },
     });
-    this.#scheduler = new KeyScheduler(this.#pool);
+    const pool = this.#pool;
+    this.#scheduler = new FairScheduler({
+      size: options.workers,
+      send: (worker, word, a, b, body) => pool.send(worker, word, a, b, body),
+      claims: (worker) => pool.claims(worker),
+    }, {
+      now: () => options.clock.wallNow(),
+      finished: (record, worker, delayMs, cpuMs) => {
+        if (record.tag === ToWorker.Frame) {
+          this.#broker.frameDone(record.a);
+          options.pending?.remove();
+        }
+        options.monitor?.finished(this.id, worker, record.tag, delayMs, cpuMs);
+      },
+      reopen: (id) => this.#broker.reopen(id),
+      lost: (record, worker) => this.#lost(record, worker),
+    });
+    this.#watchdog = new Watchdog({
+      size: options.workers,
+      control: (worker) => pool.control(worker)?.snapshot(),
+      requestYield: (worker) => {
+        pool.control(worker)?.requestYield();
+        options.monitor?.yieldRequested(this.id, worker);
+      },
+      stuck: (worker, ms, snapshot) => {
+        options.log.warning(
+          "Worker {worker} of stage {stage} has run one {what} handler for {ms} ms; asking it to yield and sending its work elsewhere",
+          { worker, stage: this.id, what: recordNames[snapshot.tag] ?? "", ms: Math.round(ms) },
+        );
+        this.#scheduler.workerStuck(worker);
+      },
+      recovered: (worker) => this.#scheduler.workerRecovered(worker),
+      terminate: (worker, ms, snapshot) => {
+        const what = recordNames[snapshot.tag] ?? `record ${snapshot.tag}`;
+        const reason = `its ${what} handler (key ${snapshot.key}) ran ${
+          Math.round(ms)
+        } ms without yielding, past the hard limit of ${this.#watchdog.hardLimitMs} ms`;
+        pool.terminate(worker, reason);
+      },
+    }, {
+      clock: options.clock,
+      sliceMs: options.watchdog?.sliceMs ?? 50,
+      hardLimitMs: options.watchdog?.hardLimitMs ?? 5000,
+    });
+    const scheduler = this.#scheduler;
+    const homes: SocketHomes = {
+      bind: (id, eligible, worker) => scheduler.bindSocket(id, eligible, worker),
+      workerOf: (id) => scheduler.homeOf(id),
+      unbind: () => {}, // the Closed record that follows ends the socket's flow
+    };
     this.#broker = new BrokerService({
       stageId: options.stageId,
       transport: options.transport,
-      workers: this.#pool,
-      scheduler: this.#scheduler,
+      workers: {
+        send(worker, tag, a, b, body, body2) {
+          if (tag === ToWorker.JoinFailed) {
+            scheduler.enqueueFree("join", tag, a, b, body ?? new Uint8Array(0), worker);
+            return;
+          }
+          if (tag === ToWorker.Frame) options.pending?.add();
+          scheduler.enqueueSocket(a, tag, b, body, body2);
+          if (tag === ToWorker.Closed) scheduler.socketClosed(a);
+        },
+        post: (worker, message) => pool.post(worker, message),
+      },
+      scheduler: homes,
+      ...(options.gate === undefined ? {} : { gate: options.gate }),
+      ...(options.quota === undefined ? {} : { quota: options.quota }),
       clock: options.clock,
       log: options.log,
       ...(options.limits === undefined ? {} : { limits: options.limits }),
     });
     this.#idle = new IdleScheduler({
       clock: options.clock,
-      isIdle: () => this.#pool.totalInFlight === 0,
-      run: () => this.#pool.send(0, ToWorker.Idle, 0, 0),
+      isIdle: () => scheduler.inFlightTotal === 0 && scheduler.queued === 0,
+      run: () => scheduler.enqueueFree("idle", ToWorker.Idle, 0, 0, new Uint8Array(0), 0),
     });
   }
 
   /**
-   * Delivers a stage message to one worker: the one named in the header (replies
-   * go back to the worker that asked), else the least loaded.
+   * Queues a stage message for this stage's workers: replies go back to the
+   * worker that asked; submit keys and serial waitfors run in order, one worker
+   * at a time; anything else runs on any worker, fairly shared per sender.
    */
   deliver(header: SignalHeader, body: Uint8Array): void {
-    let worker = header.worker;
+    // The body may be a view into a ring's shared slab: keep a copy while it waits.
+    const owned = body.slice();
     const key = header.submit !== undefined
       ? submitKey(header.submit)
       : header.worker === undefined
       ? this.#serialKey(header.message)
       : 0;
     if (key !== 0) {
-      // One worker per serial waitfor while it has messages in flight: the
-      // worker's key executor then runs them one at a time, in order.
-      worker = this.#scheduler.bind(key);
-      this.#serialInFlight.set(key, (this.#serialInFlight.get(key) ?? 0) + 1);
-      this.#pool.send(worker, ToWorker.Signal, key, 0, body);
+      this.#scheduler.enqueueOrdered(key, ToWorker.Signal, owned);
       return;
     }
-    if (worker === undefined || worker < 0 || worker >= this.#pool.size) {
-      worker = 0;
-      for (let w = 1; w < this.#pool.size; w++) {
-        if (this.#pool.inFlight(w) < this.#pool.inFlight(worker)) worker = w;
-      }
-    }
-    this.#pool.send(worker, ToWorker.Signal, 0, 0, body);
+    const worker = header.worker;
+    const pinned = worker !== undefined && worker >= 0 && worker < this.#pool.size;
+    const sender = `${header.from.stage}#${header.from.worker}`;
+    if (pinned) this.#scheduler.enqueueFree(sender, ToWorker.Signal, 0, 0, owned, worker);
+    else this.#scheduler.enqueueFree(sender, ToWorker.Signal, 0, 0, owned);
   }
 
   /** The ordering key of a message to a serial waitfor (0: not serial). */
@@ -153,16 +260,6 @@ export class ScriptStage {
     return 0;
   }
 
-  #serialDone(key: number): void {
-    const left = (this.#serialInFlight.get(key) ?? 1) - 1;
-    if (left > 0) {
-      this.#serialInFlight.set(key, left);
-      return;
-    }
-    this.#serialInFlight.delete(key);
-    this.#scheduler.unbind(key);
-  }
-
   /** The broker service (sockets and listeners) of this stage. */
   get broker(): BrokerService {
     return this.#broker;
@@ -171,6 +268,16 @@ export class ScriptStage {
   /** The worker pool of this stage. */
   get pool(): WorkerPool {
     return this.#pool;
+  }
+
+  /** The scheduler of this stage's records. */
+  get scheduler(): FairScheduler {
+    return this.#scheduler;
+  }
+
+  /** The watchdog of this stage's workers. */
+  get watchdog(): Watchdog {
+    return this.#watchdog;
   }
 
   /**
@@ -198,6 +305,7 @@ export class ScriptStage {
         cause: failed.error,
       });
     }
+    this.#watchdog.start();
     this.#broker.startAccepting();
     if (this.#pool.hasIdle) this.#idle.start();
     log.info("Stage {stage} started with {workers} workers", {
@@ -207,8 +315,8 @@ export class ScriptStage {
   }
 
   /**
-   * Stops gracefully: stop accepting, let work in flight finish (bounded by
-   * `graceMs`), write queued output, close sockets, stop the workers.
+   * Stops gracefully: stop accepting, let queued and running work finish
+   * (bounded by `graceMs`), write queued output, close sockets, stop the workers.
    */
   async stop(graceMs = 5000): Promise<void> {
     if (this.#stopped) return;
@@ -216,20 +324,68 @@ export class ScriptStage {
     this.#idle.stop();
     this.#broker.stopAccepting();
     const deadline = this.#options.clock.now() + graceMs;
+    const scheduler = this.#scheduler;
     const settle = async () => {
-      while (this.#pool.totalInFlight > 0 && this.#options.clock.now() < deadline) {
+      while (
+        scheduler.inFlightTotal + scheduler.queued > 0 && this.#options.clock.now() < deadline
+      ) {
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
     };
     await settle();
     await this.#broker.close(Math.max(0, deadline - this.#options.clock.now()));
     await settle(); // the close callbacks, within what is left of the grace period
+    this.#watchdog.stop();
     await this.#pool.close();
     this.#options.log.info("Stage {stage} stopped", { stage: this.id });
   }
 
-  #record(_worker: number, tag: number, a: number, b: number, body: Uint8Array): void {
-    if (tag === ToMain.Done && b === ToWorker.Signal && a !== 0) this.#serialDone(a);
+  /** A started record died with its worker: its sender learns, nothing else is lost. */
+  #lost(record: ScheduledRecord, worker: number): void {
+    this.#options.monitor?.recordLost(this.id, worker, record.tag);
+    const what = recordNames[record.tag] ?? `record ${record.tag}`;
+    if (record.tag === ToWorker.Frame) {
+      this.#broker.frameDone(record.a);
+      this.#options.pending?.remove();
+    }
+    if (record.tag !== ToWorker.Signal) {
+      this.#options.log.error(
+        "The {what} handler for socket {id} of stage {stage} was lost with worker {worker}",
+        { what, id: record.a, stage: this.id, worker },
+      );
+      return;
+    }
+    const { header } = decodeSignalHeader(record.body);
+    this.#options.log.error(
+      "The handler of message {message} (from {from}) of stage {stage} was lost with worker {worker}",
+      { message: header.message, from: header.from.stage, stage: this.id, worker },
+    );
+    const reply = header.reply;
+    if (reply === undefined || header.error) return;
+    const errorHeader: SignalHeader = {
+      stage: reply.stage,
+      scope: "one",
+      worker: reply.worker,
+      message: reply.id,
+      from: { stage: this.id, worker },
+      error: true,
+    };
+    const error = {
+      name: "WorkerTerminatedError",
+      message:
+        `The handler of "${header.message}" on stage "${this.id}" worker ${worker} did not complete: its worker was terminated or crashed`,
+    };
+    this.#options.bus.route(encodeSignal(errorHeader, packValues([error]).bytes));
+  }
+
+  #record(worker: number, tag: number, a: number, b: number, body: Uint8Array): void {
+    if (tag === ToMain.Done) {
+      const startedAt = body.length >= 8
+        ? new DataView(body.buffer, body.byteOffset, 8).getFloat64(0, true)
+        : this.#options.clock.wallNow();
+      this.#scheduler.done(worker, a, b, startedAt);
+      return;
+    }
     if (this.#broker.record(tag, a, b, body)) return;
     if (tag === ToMain.Signal) {
       this.#options.bus.route(body);

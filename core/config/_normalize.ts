@@ -9,6 +9,7 @@ import { dirname, resolve } from "node:path";
 import {
   MAX_WORKERS,
   type RawAgentSection,
+  type RawFlowSection,
   type RawIndexSection,
   type RawPermissions,
   type RawScriptSection,
@@ -23,11 +24,13 @@ import {
   type ClusterConfig,
   DEFAULT_ADMIN_LISTEN,
   DEFAULT_AGENT_TIMEOUT_MS,
+  DEFAULT_FLOW,
   DEFAULT_MAX_PENDING,
   DEFAULT_PACKAGES,
   DEFAULT_RELOAD_SECONDS,
   DEFAULT_TICKET_LIMIT,
   DEFAULT_USER_AGENT,
+  type FlowConfig,
   type IndexConfig,
   type ProcessGroup,
   type ScriptConfig,
@@ -69,6 +72,7 @@ export function normalizeConfig(
       : { thresholdMs: router[0], recoverMs: router[1] ?? router[0] / 2 },
     cluster: normalizeCluster(config["#cluster"]),
     admin: normalizeAdmin(config["#admin"]),
+    flow: normalizeFlow(config["#flow"]),
     tickets: collect(
       config,
       startup,
@@ -155,6 +159,19 @@ function normalizeAdmin(admin: RawStageConfig["#admin"]): AdminConfig {
     hostname: host === "" ? "0.0.0.0" : host.replace(/^\[(.*)\]$/, "$1"),
     port: Number(listen.slice(colon + 1)),
     ...(admin?.token === undefined ? {} : { token: admin.token }),
+  };
+}
+
+function normalizeFlow(flow: RawFlowSection | undefined): FlowConfig {
+  return {
+    sliceMs: flow?.slice_ms ?? DEFAULT_FLOW.sliceMs,
+    hardLimitMs: flow?.hard_limit_ms ?? DEFAULT_FLOW.hardLimitMs,
+    socketPending: flow?.socket_pending ?? DEFAULT_FLOW.socketPending,
+    readBytes: flow?.read_bytes ?? DEFAULT_FLOW.readBytes,
+    socketOutBytes: flow?.socket_out_bytes ?? DEFAULT_FLOW.socketOutBytes,
+    frameDeadlineMs: flow?.frame_deadline_ms ?? DEFAULT_FLOW.frameDeadlineMs,
+    maxConnections: flow?.max_connections ?? DEFAULT_FLOW.maxConnections,
+    maxPerIp: flow?.max_per_ip ?? DEFAULT_FLOW.maxPerIp,
   };
 }
 

@@ -9,6 +9,8 @@ export { ConfigError, type ConfigErrorInit, describeValue, formatKeyPath } from 
 export { type EnvLookup, substituteEnv, type SubstituteEnvOptions } from "./env_substitution.ts";
 export { loadConfig, parseConfig } from "./load_config.ts";
 export {
+  MAX_READ_BYTES,
+  MAX_TIMER_MS,
   MAX_WORKERS,
   PLATFORM_KEYS,
   type RawStageConfig,
@@ -24,11 +26,13 @@ export {
   type ClusterConfig,
   DEFAULT_ADMIN_LISTEN,
   DEFAULT_AGENT_TIMEOUT_MS,
+  DEFAULT_FLOW,
   DEFAULT_MAX_PENDING,
   DEFAULT_PACKAGES,
   DEFAULT_RELOAD_SECONDS,
   DEFAULT_TICKET_LIMIT,
   DEFAULT_USER_AGENT,
+  type FlowConfig,
   type IndexConfig,
   type ProcessGroup,
   type RouterConfig,

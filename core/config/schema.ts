@@ -10,6 +10,7 @@
  */
 
 import { z } from "zod";
+import { DEFAULT_FLOW } from "./stage_config.ts";
 
 /** Stage ids: a letter or `_`, then letters, digits, `_`, `.` or `-`. */
 export const STAGE_ID_PATTERN: RegExp = /^[A-Za-z_][\w.-]*$/;
@@ -28,10 +29,17 @@ export const PLATFORM_KEYS = [
   "#threads",
   "#startup",
   "#admin",
+  "#flow",
 ] as const;
 
 /** The most workers `#threads` may ask for per process. */
 export const MAX_WORKERS = 256;
+
+/** The longest delay a timer can take (2^31 - 1 ms, about 24.8 days); `#flow` times stay below. */
+export const MAX_TIMER_MS = 0x7fff_ffff;
+
+/** The largest `#flow.read_bytes` (each open socket holds a read buffer this big). */
+export const MAX_READ_BYTES = 64 * 1024 * 1024;
 
 /** Top-level key prefixes of service stage sections, with their schemas below. */
 export const SECTION_PREFIXES = ["=ticket+", "index+", "agent+"] as const;
@@ -147,6 +155,44 @@ export const adminSchema = strictObject({
   token: nonEmptyString().optional(),
 }, 'an object { listen?: "host:port", token? }');
 
+const milliseconds = (expected: string, allowZero = false) => {
+  const number = z.number({ error: expected }).max(MAX_TIMER_MS, { error: expected });
+  return allowZero ? number.min(0, { error: expected }) : number.positive({ error: expected });
+};
+
+/**
+ * `#flow`: flow-control and abnormal-socket limits. Every key is optional; the
+ * hard limit must exceed the time slice (its default when absent).
+ */
+export const flowSchema = strictObject({
+  slice_ms: milliseconds(`a positive time slice in ms (at most ${MAX_TIMER_MS})`).optional(),
+  hard_limit_ms: milliseconds(`a positive hard limit in ms (at most ${MAX_TIMER_MS})`).optional(),
+  socket_pending: positiveInteger("a positive number of frames").optional(),
+  read_bytes: positiveInteger(`a positive number of bytes (at most ${MAX_READ_BYTES})`)
+    .max(MAX_READ_BYTES, { error: `a positive number of bytes (at most ${MAX_READ_BYTES})` })
+    .optional(),
+  socket_out_bytes: positiveInteger("a positive number of bytes").optional(),
+  frame_deadline_ms: milliseconds(
+    `a non-negative deadline in ms (0 = off; at most ${MAX_TIMER_MS})`,
+    true,
+  ).optional(),
+  max_connections: positiveInteger("a positive number of connections").optional(),
+  max_per_ip: positiveInteger("a positive number of connections").optional(),
+}, "an object of flow settings").superRefine((flow, context) => {
+  const slice = flow.slice_ms ?? DEFAULT_FLOW.sliceMs;
+  const hard = flow.hard_limit_ms ?? DEFAULT_FLOW.hardLimitMs;
+  if (hard > slice) return;
+  // Blame the key that was written (both may be).
+  const blame = flow.hard_limit_ms !== undefined ? "hard_limit_ms" : "slice_ms";
+  context.addIssue({
+    code: "custom",
+    path: [blame],
+    message: blame === "hard_limit_ms"
+      ? `a hard limit greater than slice_ms (${slice})`
+      : `a time slice smaller than hard_limit_ms (${hard})`,
+  });
+});
+
 const permissionValue = () => {
   const expected = "true, false or an array of strings";
   return z.union([z.boolean({ error: expected }), z.array(z.string(), { error: expected })], {
@@ -236,6 +282,7 @@ export const stageConfigSchema = z.looseObject({
   "#threads": threadsSchema.optional(),
   "#startup": startupSchema.optional(),
   "#admin": adminSchema.optional(),
+  "#flow": flowSchema.optional(),
   script: scriptSectionSchema.optional(),
 }, { error: "an object (the stage.json settings)" }).superRefine((config, context) => {
   for (const [key, value] of Object.entries(config)) {
@@ -299,6 +346,8 @@ function startupEntryExpectation(): string {
 
 /** The config file as written, after validation. */
 export type RawStageConfig = z.output<typeof stageConfigSchema>;
+/** A `#flow` section as written. */
+export type RawFlowSection = z.output<typeof flowSchema>;
 /** A `script` section as written. */
 export type RawScriptSection = z.output<typeof scriptSectionSchema>;
 /** A `script.%permissions` object as written. */

@@ -30,6 +30,46 @@ export interface StageRef {
   id: string;
 }
 
+/**
+ * `#flow`: flow control and the defences against abnormal sockets.
+ *
+ * The watchdog reads `sliceMs` and `hardLimitMs`; the broker service reads
+ * the rest (see `brokerLimitsFromFlow` in `core/net`).
+ */
+export interface FlowConfig {
+  /** `slice_ms`: a worker running one handler longer than this is asked to yield. */
+  sliceMs: number;
+  /** `hard_limit_ms`: a worker stuck longer than this is terminated (greater than `sliceMs`). */
+  hardLimitMs: number;
+  /** `socket_pending`: frames of one socket waiting for handlers before its reading pauses. */
+  socketPending: number;
+  /** `read_bytes`: per-socket read budget per scheduling round (the read buffer size). */
+  readBytes: number;
+  /** `socket_out_bytes`: output queued for one socket before it is closed as a slow reader. */
+  socketOutBytes: number;
+  /**
+   * `frame_deadline_ms`: once a frame's first byte arrived, the whole frame must
+   * arrive within this (slowloris defence); 0 = off.
+   */
+  frameDeadlineMs: number;
+  /** `max_connections`: open incoming sockets per process; more are closed at once. */
+  maxConnections: number;
+  /** `max_per_ip`: open incoming sockets per remote IP address; more are closed at once. */
+  maxPerIp: number;
+}
+
+/** `#flow` settings that are not given. */
+export const DEFAULT_FLOW: Readonly<FlowConfig> = Object.freeze({
+  sliceMs: 50,
+  hardLimitMs: 5000,
+  socketPending: 256,
+  readBytes: 64 * 1024,
+  socketOutBytes: 16 * 1024 * 1024,
+  frameDeadlineMs: 10_000,
+  maxConnections: 100_000,
+  maxPerIp: 1000,
+});
+
 /** The stages one process runs (one `#startup` group). */
 export type ProcessGroup = StageRef[];
 
@@ -157,6 +197,8 @@ export interface StageConfig {
   /** Absent: single machine, local bus only. */
   cluster: ClusterConfig | undefined;
   admin: AdminConfig;
+  /** `#flow`, defaults applied. */
+  flow: FlowConfig;
   /** Every ticket stage in a section or in `#startup`, by id. */
   tickets: Record<string, TicketConfig>;
   /** Every index stage in a section or in `#startup`, by id. */

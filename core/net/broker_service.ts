@@ -7,7 +7,6 @@
  */
 import type { Logger } from "@logtape/logtape";
 import { toErrorRecord } from "../message/mod.ts";
-import type { KeyScheduler } from "../pool/key_scheduler.ts";
 import {
   CloseReason,
   type CloseReasonCode,
@@ -19,9 +18,26 @@ import {
   ToWorker,
 } from "../pool/wire.ts";
 import type { Clock } from "../time/mod.ts";
+import { WarningLimiter } from "./_warning_limiter.ts";
+import { type BrokerLimits, defaultBrokerLimits } from "./broker_limits.ts";
+import type { FlowGate } from "./flow_gate.ts";
 import { Connection, type ConnectionEvents } from "./connection.ts";
+import { ConnectionQuota, type RefusalReason, remoteIp } from "./connection_quota.ts";
 import { type ListenAddress, parseListenAddress } from "./listen_address.ts";
 import type { StreamConn, StreamListener, Transport } from "./transport.ts";
+
+/**
+ * Which worker is a socket's home (the stage's scheduler). A socket's home may
+ * change when its worker is stuck or lost; the scheduler moves it.
+ */
+export interface SocketHomes {
+  /** Gives socket `id` a home (`worker`, or the best eligible one) and returns it. */
+  bind(id: number, eligible?: (worker: number) => boolean, worker?: number): number;
+  /** The socket's current home. */
+  workerOf(id: number): number | undefined;
+  /** The socket closed (its records already queued still run, the Closed one last). */
+  unbind(id: number): void;
+}
 
 /** Where the broker service sends records and control messages (the worker pool). */
 export interface WorkerSink {
@@ -51,32 +67,42 @@ export interface SocketInfo {
   bytesOut: number;
 }
 
-/** Limits of the broker service. */
-export interface BrokerLimits {
-  /** Frames of one socket waiting for handlers before its reading pauses. */
-  maxPendingFramesPerSocket: number;
-  /** Output bytes queued for one socket before it is closed as a slow reader. */
-  maxQueuedOutBytes: number;
-  readBufferBytes: number;
-}
+export { type BrokerLimits, defaultBrokerLimits } from "./broker_limits.ts";
 
-/** Default {@link BrokerLimits}. */
-export const defaultBrokerLimits: BrokerLimits = {
-  maxPendingFramesPerSocket: 256,
-  maxQueuedOutBytes: 16 * 1024 * 1024,
-  readBufferBytes: 64 * 1024,
-};
+/** Sizes of a {@link BrokerService}'s per-socket tables (all 0 once every socket closed). */
+export interface BrokerRegistrySizes {
+  /** Open sockets. */
+  connections: number;
+  /** Sockets with output waiting for the end of the turn. */
+  dirty: number;
+  /** Accepted sockets holding a slot of the connection quota. */
+  inbound: number;
+  /** Remote addresses in the quota's per-IP table (the shared table, if the quota is shared). */
+  perIp: number;
+}
 
 /** Dependencies of a {@link BrokerService}. */
 export interface BrokerServiceOptions {
   stageId: string;
   transport: Transport;
   workers: WorkerSink;
-  scheduler: KeyScheduler;
+  scheduler: SocketHomes;
   clock: Clock;
   log: Logger;
   limits?: Partial<BrokerLimits>;
+  /**
+   * Open-connection accounting shared with the process's other broker services,
+   * so `#flow.max_connections` and `max_per_ip` bound the process; its limits
+   * then replace `limits.maxConnections` and `maxPerIp`. Default: a quota of
+   * this service's own.
+   */
+  quota?: ConnectionQuota;
+  /** The process's input gate (the `#threads` bound and overload read budgets). */
+  gate?: FlowGate;
 }
+
+/** Least time between two warnings of one kind about refused or deadline-closed sockets. */
+const WARNING_INTERVAL_MS = 1000;
 
 interface Server {
   url: string;
@@ -103,11 +129,19 @@ export class BrokerService {
   /** Accept loops; `undefined` until {@link startAccepting}. */
   #accepting: Set<Promise<void>> | undefined;
   #closedByReason = new Map<string, number>();
+  #acceptPause: PromiseWithResolvers<void> | undefined;
+  #refusedByReason = new Map<RefusalReason, number>();
   #failedListens: { url: string; error: unknown }[] = [];
+  #quota: ConnectionQuota;
+  /** Accepted sockets → the remote IP their quota slot is counted under. */
+  #inboundIp = new Map<number, string>();
+  #warnings: WarningLimiter;
 
   constructor(options: BrokerServiceOptions) {
     this.#options = options;
     this.#limits = { ...defaultBrokerLimits, ...options.limits };
+    this.#quota = options.quota ?? new ConnectionQuota(this.#limits);
+    this.#warnings = new WarningLimiter(options.clock, WARNING_INTERVAL_MS);
   }
 
   /** Open sockets. */
@@ -132,6 +166,24 @@ export class BrokerService {
   /** Sockets closed so far, by reason name. */
   get closedByReason(): ReadonlyMap<string, number> {
     return this.#closedByReason;
+  }
+
+  /**
+   * Incoming connections closed at once because of a connection limit, by the
+   * limit's name (`max_connections`, `max_per_ip`).
+   */
+  get refusedByReason(): ReadonlyMap<RefusalReason, number> {
+    return this.#refusedByReason;
+  }
+
+  /** Sizes of the per-socket tables, to check that closed sockets leave nothing behind. */
+  registrySizes(): BrokerRegistrySizes {
+    return {
+      connections: this.#connections.size,
+      dirty: this.#dirty.size,
+      inbound: this.#inboundIp.size,
+      perIp: this.#quota.addresses,
+    };
   }
 
   /** Bound listeners: URL → actual address. */
@@ -279,9 +331,11 @@ export class BrokerService {
         else if (b === SocketOption.CommitMs) connection.commitMs = value;
         return true;
       }
-      case ToMain.Done:
-        if (b === ToWorker.Frame) this.#connections.get(a)?.frameDone();
+      case ToMain.SocketFields: {
+        const connection = this.#connections.get(a);
+        if (connection !== undefined) connection.fields = body.slice();
         return true;
+      }
       default:
         return false;
     }
@@ -293,11 +347,47 @@ export class BrokerService {
     this.#dirty.clear();
   }
 
-  /** Worker `worker` was replaced: its sockets' state is gone, so they close. */
-  workerLost(worker: number): void {
-    for (const id of this.#options.scheduler.unbindWorker(worker)) {
-      this.#connections.get(id)?.close(CloseReason.ReadError, `worker ${worker} was lost`);
+  /** Overloaded: pause accepting (new connections wait in the backlog); false: resume. */
+  setOverloaded(overloaded: boolean): void {
+    if (overloaded) {
+      this.#acceptPause ??= Promise.withResolvers<void>();
+      return;
     }
+    this.#acceptPause?.resolve();
+    this.#acceptPause = undefined;
+  }
+
+  /** Whether accepting is paused. */
+  get acceptPaused(): boolean {
+    return this.#acceptPause !== undefined;
+  }
+
+  /** A handler finished one of socket `id`'s frames (reading resumes below its bound). */
+  frameDone(id: number): void {
+    this.#connections.get(id)?.frameDone();
+  }
+
+  /**
+   * The `Open` record of socket `id` for the worker it moves to (its home was
+   * stuck or lost), with its synced user fields and options; `undefined` when
+   * it cannot move (closed, or an outgoing connection whose callback lives on
+   * its worker).
+   */
+  reopen(id: number): Uint8Array | undefined {
+    const connection = this.#connections.get(id);
+    if (connection === undefined || !this.#servers.has(connection.url)) return undefined;
+    const fields = connection.fields;
+    const info: SocketOpenInfo = {
+      url: connection.url,
+      local: connection.local,
+      remote: connection.remote,
+      moved: {
+        expire: connection.expireMs,
+        commitMs: connection.commitMs,
+        ...(fields === undefined ? {} : { fields: toBase64(fields) }),
+      },
+    };
+    return encoder.encode(JSON.stringify(info));
   }
 
   /** Stops accepting on every address. */
@@ -311,6 +401,7 @@ export class BrokerService {
    */
   async close(graceMs: number): Promise<void> {
     this.#closing = true;
+    this.setOverloaded(false); // release paused accept loops so they end
     this.stopAccepting();
     this.flush();
     const drained = Promise.all([...this.#connections.values()].map((c) => c.drained()));
@@ -326,6 +417,9 @@ export class BrokerService {
   async #acceptLoop(server: Server): Promise<void> {
     const log = this.#options.log;
     while (!server.stopped) {
+      // Overloaded: leave new connections in the kernel's backlog for now.
+      if (this.#acceptPause !== undefined) await this.#acceptPause.promise;
+      if (server.stopped) return;
       let conn: StreamConn | undefined;
       try {
         conn = await server.listener.accept();
@@ -340,7 +434,16 @@ export class BrokerService {
         conn.close();
         continue;
       }
+      const ip = remoteIp(conn.remote);
+      const refusal = this.#quota.admit(ip);
+      if (refusal !== undefined) {
+        conn.close(); // before any worker hears of it
+        this.#refused(server, conn.remote, refusal);
+        continue;
+      }
       const id = this.#allocateId();
+      // Recorded before the socket opens: every close path goes through #closed.
+      this.#inboundIp.set(id, ip);
       const home = this.#options.scheduler.bind(id, (worker) => server.workers.has(worker));
       const connection = this.#open(id, server.url, server.address, conn, home, undefined);
       if (server.expireMs > 0) connection.expireMs = server.expireMs;
@@ -360,6 +463,8 @@ export class BrokerService {
       maxQueuedOut: this.#limits.maxQueuedOutBytes,
       maxPendingFrames: this.#limits.maxPendingFramesPerSocket,
       readBufferBytes: this.#limits.readBufferBytes,
+      ...(this.#options.gate === undefined ? {} : { gate: this.#options.gate }),
+      frameDeadlineMs: this.#limits.frameDeadlineMs,
       clock: this.#options.clock,
       log: this.#options.log,
     });
@@ -384,9 +489,23 @@ export class BrokerService {
     const id = connection.id;
     this.#connections.delete(id);
     this.#dirty.delete(connection);
+    const ip = this.#inboundIp.get(id);
+    if (ip !== undefined) {
+      this.#inboundIp.delete(id);
+      this.#quota.release(ip);
+    }
     const name = closeReasonNames[reason];
     this.#closedByReason.set(name, (this.#closedByReason.get(name) ?? 0) + 1);
-    if (
+    if (reason === CloseReason.FrameDeadline) {
+      // Slowloris comes in crowds: one line per second, with the count held back.
+      const suppressed = this.#warnings.take(name);
+      if (suppressed !== undefined) {
+        this.#options.log.warning(
+          "Socket {id} ({remote}) closed: {reason} {detail} ({suppressed} more since the last such warning)",
+          { id, remote: connection.remote, reason: name, detail, suppressed },
+        );
+      }
+    } else if (
       reason !== CloseReason.Peer && reason !== CloseReason.Script &&
       reason !== CloseReason.Shutdown && reason !== CloseReason.Expired
     ) {
@@ -402,6 +521,17 @@ export class BrokerService {
     if (home !== undefined) {
       this.#options.workers.send(home, ToWorker.Closed, id, reason, encoder.encode(detail));
     }
+  }
+
+  #refused(server: Server, remote: string, reason: RefusalReason): void {
+    this.#refusedByReason.set(reason, (this.#refusedByReason.get(reason) ?? 0) + 1);
+    const suppressed = this.#warnings.take(reason);
+    if (suppressed === undefined) return;
+    const limit = reason === "max_connections" ? this.#quota.maxConnections : this.#quota.maxPerIp;
+    this.#options.log.warning(
+      "Refused a connection from {remote} on {url}: {reason} ({limit}) reached; {suppressed} more refused since the last such warning",
+      { remote, url: server.url, reason, limit, suppressed },
+    );
   }
 
   #joinFailed(worker: number, requestId: number, error: unknown): void {
@@ -420,4 +550,12 @@ export class BrokerService {
       if (!this.#connections.has(id)) return id;
     }
   }
+}
+
+function toBase64(bytes: Uint8Array): string {
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(text);
 }

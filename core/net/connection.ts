@@ -1,15 +1,29 @@
 /**
  * One framed TCP connection on the main thread: its read loop (frame
  * boundaries only, never payload decoding), a bound on frames awaiting their
- * handlers, batched writes, idle expiry and an orderly close.
+ * handlers, batched writes, idle expiry, the frame deadline and an orderly close.
+ *
+ * Abnormal peers and what catches them:
+ * - a peer that opens a frame and then trickles or stalls (slowloris): the
+ *   frame deadline ({@link ConnectionOptions.frameDeadlineMs}) closes it with
+ *   `frame_deadline`;
+ * - a peer that stays connected and silent: idle expiry ({@link Connection.expireMs});
+ * - a half-open peer (its host vanished without a FIN or RST): idle expiry
+ *   when set, and TCP keepalive, which the transport enables on every socket.
+ *   Deno's `TcpConn.setKeepAlive` takes no interval, so the kernel's defaults
+ *   apply (on Linux `net.ipv4.tcp_keepalive_time`, 2 h, then probes): keepalive
+ *   alone reclaims such sockets only after hours; idle expiry is the prompt defence;
+ * - a peer that does not read its replies: the output bound closes it as `slow_reader`.
  *
  * @module
  */
 import type { Logger } from "@logtape/logtape";
 import { CloseReason, type CloseReasonCode } from "../pool/wire.ts";
 import type { Clock, TimerHandle } from "../time/mod.ts";
+import { FrameDeadline } from "./_frame_deadline.ts";
 import { FrameDecoder, FrameError } from "./framing.ts";
 import type { StreamConn } from "./transport.ts";
+import type { FlowGate } from "./flow_gate.ts";
 
 /** What a {@link Connection} reports. */
 export interface ConnectionEvents {
@@ -32,6 +46,14 @@ export interface ConnectionOptions {
   maxPendingFrames: number;
   /** Size of the read buffer. */
   readBufferBytes: number;
+  /** Process-wide input gate and read budget (the `#threads` bound, overload). */
+  gate?: FlowGate;
+  /**
+   * Once a frame's first byte arrived, the whole frame must arrive within this
+   * many ms or the connection closes with `frame_deadline`; 0 or absent = no deadline.
+   * Time spent with reading paused (handlers behind, our side's doing) does not count.
+   */
+  frameDeadlineMs?: number;
   clock: Clock;
   log: Logger;
 }
@@ -61,8 +83,11 @@ export class Connection {
   #expireTimer: TimerHandle | undefined;
   #commitMs = 0;
   #commitTimer: TimerHandle | undefined;
+  #deadline: FrameDeadline | undefined;
   #bytesIn = 0;
   #bytesOut = 0;
+  /** The socket's user fields as last synced by its worker (v8-serialized), for moving it. */
+  fields: Uint8Array | undefined;
 
   constructor(
     id: number,
@@ -79,6 +104,15 @@ export class Connection {
     this.#events = events;
     this.#options = options;
     this.#decoder = new FrameDecoder(options.maxIn);
+    const deadlineMs = options.frameDeadlineMs ?? 0;
+    if (deadlineMs > 0) {
+      this.#deadline = new FrameDeadline(
+        options.clock,
+        deadlineMs,
+        this.#decoder,
+        (detail) => this.#end(CloseReason.FrameDeadline, detail),
+      );
+    }
     this.#lastInput = options.clock.now();
   }
 
@@ -203,7 +237,9 @@ export class Connection {
 
   async #readLoop(): Promise<void> {
     const buffer = new Uint8Array(this.#options.readBufferBytes);
+    let completed = 0;
     const onFrame = (payload: Uint8Array) => {
+      completed++;
       this.#headerView.setInt32(0, payload.length + 4, true);
       this.#pending++;
       this.#events.frame(this, this.#header, payload);
@@ -211,12 +247,25 @@ export class Connection {
     while (!this.#ended) {
       if (this.#pending >= this.#options.maxPendingFrames) {
         // Backpressure: stop reading until handlers catch up; TCP does the rest.
+        this.#deadline?.pause();
         await new Promise<void>((resolve) => this.#resume = resolve);
         if (this.#ended) return;
+        this.#deadline?.resume();
       }
+      const gate = this.#options.gate;
+      if (gate !== undefined && !gate.isOpen) {
+        // The process holds as many messages as it may: every socket waits.
+        this.#deadline?.pause();
+        await gate.wait();
+        if (this.#ended) return;
+        this.#deadline?.resume();
+      }
+      const budget = gate === undefined ? buffer.length : Math.min(buffer.length, gate.readBytes);
       let count: number | null;
       try {
-        count = await this.#conn.read(buffer);
+        count = await this.#conn.read(
+          budget === buffer.length ? buffer : buffer.subarray(0, budget),
+        );
       } catch (error) {
         if (this.#ended) return;
         this.#end(CloseReason.ReadError, error instanceof Error ? error.message : String(error));
@@ -229,6 +278,8 @@ export class Connection {
       if (this.#ended) return;
       this.#bytesIn += count;
       this.#lastInput = this.#options.clock.now();
+      const wasPartial = this.#decoder.pendingHeader;
+      completed = 0;
       try {
         this.#decoder.push(buffer.subarray(0, count), onFrame);
       } catch (error) {
@@ -239,6 +290,10 @@ export class Connection {
         this.#end(reason, error.message);
         return;
       }
+      if (this.#ended) return;
+      // A partial frame left now began in this chunk unless it was already
+      // buffered and nothing completed (then it is the same, older frame).
+      this.#deadline?.afterRead(!wasPartial || completed > 0, this.#lastInput);
     }
   }
 
@@ -254,9 +309,13 @@ export class Connection {
     try {
       await this.#writeQueued();
     } finally {
-      // Cleared in the same turn the loop saw an empty queue, so a frame queued
-      // after that always finds `#writing` false and starts a new write.
       this.#writing = false;
+    }
+    // `#writeQueued` saw an empty queue one microtask before this line ran: a
+    // frame queued and flushed in between found `#writing` still set. Write it.
+    if (this.#out.length > 0 && !this.#ended && (this.#commitMs === 0 || this.#closeAfterFlush)) {
+      this.#startWriting();
+      return;
     }
     if (this.#closeAfterFlush) this.#end(CloseReason.Script, "");
   }
@@ -304,6 +363,9 @@ export class Connection {
     this.#ended = true;
     this.#expireTimer?.cancel();
     this.#commitTimer?.cancel();
+    this.#deadline?.cancel();
+    this.#expireTimer = undefined;
+    this.#commitTimer = undefined;
     this.#out = [];
     this.#outBytes = 0;
     this.#conn.close();

@@ -141,6 +141,27 @@ export class FrameDecoder {
   }
 
   /**
+   * The total length (header included) the buffered frame's header declared;
+   * 0 while no frame is buffered or its 4-byte header is itself incomplete.
+   *
+   * @example
+   * ```ts
+   * import { FrameDecoder } from "./framing.ts";
+   * import assert from "node:assert/strict";
+   *
+   * const decoder = new FrameDecoder(1024);
+   * decoder.push(new Uint8Array([100, 0]), () => {});
+   * assert.equal(decoder.pendingFrameLength, 0); // half a header
+   * decoder.push(new Uint8Array([0, 0, 1, 2]), () => {});
+   * assert.equal(decoder.pendingFrameLength, 100);
+   * assert.equal(decoder.bufferedBytes, 6);
+   * ```
+   */
+  get pendingFrameLength(): number {
+    return this.#frame === undefined ? 0 : this.#frameLength;
+  }
+
+  /**
    * Consumes `chunk` and calls `onFrame` with the payload of every frame it
    * completes, in order.
    *

@@ -1,8 +1,16 @@
 /**
- * Networking: framing, listen addresses (and later listeners, sockets, writers).
+ * Networking: framing, listen addresses, the broker's limits and connection quota.
  *
  * @module
  */
+
+export { type BrokerLimits, brokerLimitsFromFlow, defaultBrokerLimits } from "./broker_limits.ts";
+export {
+  ConnectionQuota,
+  type ConnectionQuotaLimits,
+  type RefusalReason,
+  remoteIp,
+} from "./connection_quota.ts";
 
 export {
   encodeFrame,
@@ -21,3 +29,4 @@ export {
   parseListenAddress,
   type PayloadCodec,
 } from "./listen_address.ts";
+export { FlowGate, PendingBound } from "./flow_gate.ts";

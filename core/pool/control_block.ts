@@ -10,18 +10,27 @@ const STATE = 0; // Int32 slot: 0 idle, 1 running
 const YIELD = 1; // Int32 slot: 1 = asked to yield
 const TAG = 2; // Int32 slot: tag of the running record
 const KEY = 3; // Int32 slot: key of the running record (uint32 stored as int32)
-const STARTED = 2; // Float64 slot (byte 16): epoch ms the running record started
-const HANDLED = 3; // Float64 slot (byte 24): records handled so far
-const BYTES = 32;
+const TICKET = 4; // Int32 slot: claim ticket of the running record (slot | generation << 8)
+const STARTED = 3; // Float64 slot (byte 24): epoch ms the running record started
+const HANDLED = 4; // Float64 slot (byte 32): records handled so far
+const YIELDS = 5; // Float64 slot (byte 40): cooperative yields so far
+const BUSY = 6; // Float64 slot (byte 48): ms spent running records so far
+const BYTES = 56;
 
 /** What a control block says about its worker at one instant. */
 export interface ControlSnapshot {
   running: boolean;
   tag: number;
   key: number;
+  /** Claim ticket of the running record (slot | generation << 8; 0 = none). */
+  ticket: number;
   /** Epoch milliseconds the running record started (meaningful while running). */
   startedAt: number;
   handled: number;
+  /** Cooperative yields so far. */
+  yields: number;
+  /** Milliseconds spent running records so far. */
+  busyMs: number;
   yieldRequested: boolean;
 }
 
@@ -53,21 +62,23 @@ export class ControlBlock {
       throw new RangeError(`Control block of ${buffer.byteLength} bytes is smaller than ${BYTES}`);
     }
     this.buffer = buffer;
-    this.#i32 = new Int32Array(buffer, 0, 4);
-    this.#f64 = new Float64Array(buffer, 0, 4);
+    this.#i32 = new Int32Array(buffer, 0, 6);
+    this.#f64 = new Float64Array(buffer, 0, BYTES / 8);
   }
 
-  /** Worker side: a record with `tag` and `key` starts at epoch ms `now`. */
-  begin(tag: number, key: number, now: number): void {
+  /** Worker side: a record with `tag`, `key` and claim `ticket` starts at epoch ms `now`. */
+  begin(tag: number, key: number, now: number, ticket = 0): void {
     this.#f64[STARTED] = now;
     Atomics.store(this.#i32, TAG, tag);
     Atomics.store(this.#i32, KEY, key | 0);
+    Atomics.store(this.#i32, TICKET, ticket | 0);
     Atomics.store(this.#i32, STATE, 1);
   }
 
-  /** Worker side: the running record finished. */
-  end(): void {
+  /** Worker side: the running record finished at epoch ms `now` (for busy time). */
+  end(now?: number): void {
     this.#f64[HANDLED] = (this.#f64[HANDLED] ?? 0) + 1;
+    if (now !== undefined) this.#f64[BUSY] = (this.#f64[BUSY] ?? 0) + (now - this.#f64[STARTED]!);
     Atomics.store(this.#i32, STATE, 0);
     Atomics.store(this.#i32, YIELD, 0);
   }
@@ -82,8 +93,9 @@ export class ControlBlock {
     return Atomics.load(this.#i32, YIELD) === 1;
   }
 
-  /** Worker side: clears the yield request after yielding. */
+  /** Worker side: code yielded; clears the yield request and counts the yield. */
   clearYield(): void {
+    this.#f64[YIELDS] = (this.#f64[YIELDS] ?? 0) + 1;
     Atomics.store(this.#i32, YIELD, 0);
   }
 
@@ -93,8 +105,11 @@ export class ControlBlock {
       running: Atomics.load(this.#i32, STATE) === 1,
       tag: Atomics.load(this.#i32, TAG),
       key: Atomics.load(this.#i32, KEY) >>> 0,
+      ticket: Atomics.load(this.#i32, TICKET) >>> 0,
       startedAt: this.#f64[STARTED] ?? 0,
       handled: this.#f64[HANDLED] ?? 0,
+      yields: this.#f64[YIELDS] ?? 0,
+      busyMs: this.#f64[BUSY] ?? 0,
       yieldRequested: Atomics.load(this.#i32, YIELD) === 1,
     };
   }

@@ -1,11 +1,15 @@
 /**
  * Worker-side execution in key order: records with the same non-zero key run one
  * at a time in arrival order (an async handler holds its key until its promise
- * settles); key 0 means "no ordering" and runs at once.
+ * settles); key 0 means "no ordering" and runs at once. A ticketed record is
+ * claimed in the claim table first: one the main thread took back (to run it
+ * elsewhere while this worker was stuck) is skipped.
  *
  * @module
  */
+import type { ClaimTable } from "./claim_table.ts";
 import type { ControlBlock } from "./control_block.ts";
+import { UNCLAIMED_SLOT } from "./wire.ts";
 
 /** Handles one record; a returned promise holds the record's key until it settles. */
 export type RecordHandler = (
@@ -20,12 +24,18 @@ interface Pending {
   a: number;
   b: number;
   body: Uint8Array;
+  slot: number;
+  generation: number;
 }
 
 /** Callbacks of a {@link KeyExecutor}. */
 export interface KeyExecutorHooks {
-  /** A record finished (returned, threw, or its promise settled). */
-  done(key: number, tag: number): void;
+  /**
+   * A ticketed record finished (returned, threw, or its promise settled):
+   * `ticket` = slot | generation << 8, `cpuMicros` = time its handler ran
+   * synchronously, `startedAt` = epoch ms it started.
+   */
+  done(ticket: number, cpuMicros: number, startedAt: number): void;
   /** A handler threw or rejected; the record still counts as done. */
   failed(error: unknown, tag: number, key: number): void;
   /** Epoch milliseconds, for the control block. */
@@ -39,25 +49,36 @@ export interface KeyExecutorHooks {
  * ```ts
  * import { KeyExecutor } from "./key_executor.ts";
  * import { ControlBlock } from "./control_block.ts";
+ * import { ClaimTable } from "./claim_table.ts";
  * const seen: number[] = [];
- * const exec = new KeyExecutor((_tag, a) => { seen.push(a); }, ControlBlock.create(), {
+ * const claims = ClaimTable.create();
+ * const exec = new KeyExecutor((_tag, a) => { seen.push(a); }, ControlBlock.create(), claims, {
  *   done() {}, failed() {}, now: () => Date.now(),
  * });
- * exec.submit(5, 1, 1, 0, new Uint8Array());
- * exec.submit(5, 1, 2, 0, new Uint8Array());
+ * claims.offer(0, 1);
+ * claims.offer(1, 1);
+ * exec.submit(5, 1, 1, 0, new Uint8Array(), 0, 1);
+ * exec.submit(5, 1, 2, 0, new Uint8Array(), 1, 1);
  * if (seen.join() !== "1,2") throw new Error("out of order");
  * ```
  */
 export class KeyExecutor {
   #handler: RecordHandler;
   #control: ControlBlock;
+  #claims: ClaimTable;
   #hooks: KeyExecutorHooks;
   /** Keys currently held by an unsettled handler, with the records waiting behind them. */
   #busy = new Map<number, Pending[]>();
 
-  constructor(handler: RecordHandler, control: ControlBlock, hooks: KeyExecutorHooks) {
+  constructor(
+    handler: RecordHandler,
+    control: ControlBlock,
+    claims: ClaimTable,
+    hooks: KeyExecutorHooks,
+  ) {
     this.#handler = handler;
     this.#control = control;
+    this.#claims = claims;
     this.#hooks = hooks;
   }
 
@@ -66,46 +87,75 @@ export class KeyExecutor {
     return this.#busy.size;
   }
 
-  /** Runs the record now, or queues it behind the running record of the same key. */
-  submit(key: number, tag: number, a: number, b: number, body: Uint8Array): void {
+  /**
+   * Runs the record now, or queues it behind the running record of the same key.
+   * `slot` {@link UNCLAIMED_SLOT} marks a record that needs no claim.
+   */
+  submit(
+    key: number,
+    tag: number,
+    a: number,
+    b: number,
+    body: Uint8Array,
+    slot: number,
+    generation: number,
+  ): void {
     if (key !== 0) {
       const waiting = this.#busy.get(key);
       if (waiting !== undefined) {
-        waiting.push({ tag, a, b, body });
+        waiting.push({ tag, a, b, body, slot, generation });
         return;
       }
     }
-    this.#run(key, tag, a, b, body);
+    this.#run(key, tag, a, b, body, slot, generation);
   }
 
-  #run(key: number, tag: number, a: number, b: number, body: Uint8Array): void {
+  #run(
+    key: number,
+    tag: number,
+    a: number,
+    b: number,
+    body: Uint8Array,
+    slot: number,
+    generation: number,
+  ): void {
+    const ticketed = slot !== UNCLAIMED_SLOT;
+    if (ticketed && !this.#claims.claim(slot, generation)) return; // taken back: runs elsewhere
+    const ticket = ticketed ? (slot | generation << 8) >>> 0 : 0;
     let result: void | Promise<unknown>;
-    this.#control.begin(tag, key, this.#hooks.now());
+    const startedAt = this.#hooks.now();
+    this.#control.begin(tag, key, startedAt, ticket);
     try {
       result = this.#handler(tag, a, b, body);
     } catch (error) {
-      this.#control.end();
+      const cpu = this.#end(startedAt);
       this.#hooks.failed(error, tag, key);
-      this.#hooks.done(key, tag);
+      if (ticketed) this.#hooks.done(ticket, cpu, startedAt);
       return;
     }
-    this.#control.end();
+    const cpu = this.#end(startedAt);
     if (result === undefined || typeof (result as Promise<unknown>).then !== "function") {
-      this.#hooks.done(key, tag);
+      if (ticketed) this.#hooks.done(ticket, cpu, startedAt);
       return;
     }
     if (key !== 0) this.#busy.set(key, []);
     (result as Promise<unknown>).then(
-      () => this.#settled(key, tag),
+      () => this.#settled(key, ticketed ? ticket : -1, cpu, startedAt),
       (error) => {
         this.#hooks.failed(error, tag, key);
-        this.#settled(key, tag);
+        this.#settled(key, ticketed ? ticket : -1, cpu, startedAt);
       },
     );
   }
 
-  #settled(key: number, tag: number): void {
-    this.#hooks.done(key, tag);
+  #end(startedAt: number): number {
+    const now = this.#hooks.now();
+    this.#control.end(now);
+    return Math.min(0xffff_ffff, Math.max(0, Math.round((now - startedAt) * 1000)));
+  }
+
+  #settled(key: number, ticket: number, cpu: number, startedAt: number): void {
+    if (ticket >= 0) this.#hooks.done(ticket, cpu, startedAt);
     if (key === 0) return;
     const waiting = this.#busy.get(key);
     this.#busy.delete(key);
@@ -118,7 +168,7 @@ export class KeyExecutor {
         this.#busy.get(key)!.push(...waiting.slice(i));
         return;
       }
-      this.#run(key, next.tag, next.a, next.b, next.body);
+      this.#run(key, next.tag, next.a, next.b, next.body, next.slot, next.generation);
     }
   }
 }

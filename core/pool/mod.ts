@@ -7,7 +7,16 @@
 export { ControlBlock, type ControlSnapshot } from "./control_block.ts";
 export { IdleScheduler, type IdleSchedulerOptions } from "./idle_scheduler.ts";
 export { KeyExecutor, type KeyExecutorHooks, type RecordHandler } from "./key_executor.ts";
-export { KeyScheduler, type PoolLoad } from "./key_scheduler.ts";
+export { CLAIM_SLOTS, ClaimTable } from "./claim_table.ts";
+export {
+  FairScheduler,
+  type FairSchedulerHooks,
+  type FairSchedulerOptions,
+  type FlowKind,
+  type ScheduledRecord,
+  type SchedulerPort,
+} from "./fair_scheduler.ts";
+export { Watchdog, type WatchdogOptions, type WatchdogTarget } from "./watchdog.ts";
 export { MacrotaskYield } from "./macrotask_yield.ts";
 export {
   denoWorkerFactory,

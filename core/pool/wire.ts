@@ -27,7 +27,32 @@ export const ToWorker = {
   JoinFailed: 6,
   /** A stage message: a = ordering key (0 = none); body = {@link encodeSignal}. */
   Signal: 7,
+  /**
+   * Socket a moved to another worker: forget it without running its close callback.
+   * Sent unclaimed (see {@link packTicket}); no Done follows.
+   */
+  Forget: 8,
 } as const;
+
+/**
+ * The tag word of a ring record to a worker: the tag in the low 8 bits, and the
+ * record's claim ticket above it (slot in bits 8–15, generation 1..32767 in bits
+ * 16–30; the ring reserves bit 31).
+ * The worker claims a ticketed record in the pool's claim table before running it,
+ * so the main thread can take back records a stuck worker has not started
+ * ({@link UNCLAIMED_SLOT}: a record that needs no claim and sends no Done).
+ */
+export function packTicket(tag: number, slot: number, generation: number): number {
+  return ((tag & 0xff) | (slot & 0xff) << 8 | (generation & 0x7fff) << 16) >>> 0;
+}
+
+/** The claim slot of a record that is not claimed (control records). */
+export const UNCLAIMED_SLOT = 0xff;
+
+/** Splits a tag word made by {@link packTicket}. */
+export function unpackTicket(word: number): { tag: number; slot: number; generation: number } {
+  return { tag: word & 0xff, slot: (word >>> 8) & 0xff, generation: (word >>> 16) & 0x7fff };
+}
 
 /** Ring record tags from a worker to the main thread. */
 export const ToMain = {
@@ -35,7 +60,10 @@ export const ToMain = {
   Commit: 1,
   /** Close a socket after its queued frames are written: a = socket id. */
   Close: 2,
-  /** A dispatched record finished: a = its key, b = its tag. */
+  /**
+   * A ticketed record finished: a = its ticket (slot | generation << 8), b = CPU
+   * microseconds its handler ran synchronously; body = float64 epoch ms it started.
+   */
   Done: 3,
   /** `broker.signal(id, value)`: a = socket id; body = v8-serialized value. */
   Inject: 4,
@@ -45,6 +73,8 @@ export const ToMain = {
   IdleDone: 6,
   /** A stage message to route: body = {@link encodeSignal}. */
   Signal: 7,
+  /** A socket's user fields changed: a = socket id; body = v8-serialized fields object. */
+  SocketFields: 8,
 } as const;
 
 /** Where a stage message goes and where its reply goes: the routing header. */
@@ -116,6 +146,8 @@ export const CloseReason = {
   SlowReader: 7,
   Shutdown: 8,
   FrameTooSmall: 9,
+  /** A frame began but did not complete within the frame deadline (slowloris defence). */
+  FrameDeadline: 10,
 } as const;
 
 /** One of the {@link CloseReason} codes. */
@@ -133,6 +165,7 @@ export const closeReasonNames: Record<CloseReasonCode, string> = {
   7: "slow_reader",
   8: "shutdown",
   9: "frame_too_small",
+  10: "frame_deadline",
 };
 
 /** Body of {@link ToWorker.Open}. */
@@ -143,6 +176,11 @@ export interface SocketOpenInfo {
   remote: string;
   /** Set for an outgoing connection: the join request id. */
   join?: number;
+  /**
+   * Set when the socket moved here from a stuck or lost worker: its user fields
+   * (v8-serialized, base64) as last synced, and its current options.
+   */
+  moved?: { fields?: string; expire: number; commitMs: number };
 }
 
 /** What a worker needs to know about its process. */
@@ -182,6 +220,8 @@ export interface WorkerInit {
   /** The worker's doorbell port of the outbound ring (transferred). */
   outboundBell: MessagePort;
   control: SharedArrayBuffer;
+  /** The claim table of ticketed records (see {@link packTicket}). */
+  claims: SharedArrayBuffer;
   /** The process's shared-variable table (`stage.shared`). */
   shared: SharedArrayBuffer;
   script: ScriptSettings;

@@ -15,6 +15,7 @@ import { systemClock } from "../time/mod.ts";
 import { ScriptHost } from "../api/script_host.ts";
 import type { PlatformPort } from "../api/platform_port.ts";
 import { describeScriptError } from "../api/script_error.ts";
+import { ClaimTable } from "./claim_table.ts";
 import { ControlBlock } from "./control_block.ts";
 import { KeyExecutor } from "./key_executor.ts";
 import { MacrotaskYield } from "./macrotask_yield.ts";
@@ -120,11 +121,17 @@ async function boot(init: WorkerInit): Promise<void> {
   post({ type: "ready", idle: host.hasIdle });
 
   const running = host;
+  const startedAt = new Uint8Array(8);
+  const startedView = new DataView(startedAt.buffer);
   const executor = new KeyExecutor(
     (tag, a, b, body) => running.handle(tag, a, b, body) as void | Promise<unknown>,
     control,
+    new ClaimTable(init.claims),
     {
-      done: (key, tag) => sender.send(ToMain.Done, key, tag),
+      done: (ticket, cpuMicros, started) => {
+        startedView.setFloat64(0, started, true);
+        sender.send(ToMain.Done, ticket, cpuMicros, startedAt); // copied: the scratch is reused
+      },
       failed: (error, tag, key) =>
         log.error("Script error in the {what} handler (key {key}): {message}", {
           what: recordNames[tag] ?? `record ${tag}`,
@@ -135,7 +142,14 @@ async function boot(init: WorkerInit): Promise<void> {
       now: () => performance.timeOrigin + performance.now(),
     },
   );
-  await runLoop(receiver, (tag, a, b, body) => executor.submit(keyOf(tag, a), tag, a, b, body));
+  await runLoop(receiver, (word, a, b, body) => {
+    const tag = word & 0xff;
+    if (tag === ToWorker.Forget) {
+      running.broker.forget(a);
+      return;
+    }
+    executor.submit(keyOf(tag, a), tag, a, b, body, (word >>> 8) & 0xff, (word >>> 16) & 0x7fff);
+  });
 }
 
 /**

@@ -8,6 +8,7 @@ import type { Logger } from "@logtape/logtape";
 import type { LogOptions } from "../log/mod.ts";
 import { fromErrorRecord } from "../message/mod.ts";
 import { RingBuffer, RingReceiver, RingSender } from "../ring/mod.ts";
+import { ClaimTable } from "./claim_table.ts";
 import { ControlBlock } from "./control_block.ts";
 import { MacrotaskYield } from "./macrotask_yield.ts";
 import type { WorkerFactory, WorkerHandle } from "./worker_handle.ts";
@@ -15,7 +16,6 @@ import {
   type MainControl,
   type ProcessInfo,
   type ScriptSettings,
-  ToMain,
   type WorkerControl,
 } from "./wire.ts";
 
@@ -32,14 +32,19 @@ export interface WorkerPoolOptions {
   process: ProcessInfo;
   log: LogOptions;
   logger: Logger;
-  /** A record from worker `worker` (Done records are counted first, then passed on). */
+  /** A record from worker `worker`. */
   onRecord(worker: number, tag: number, a: number, b: number, body: Uint8Array): void;
   /** Worker `worker`'s outbound ring was drained: a good moment to flush output. */
   onTurnEnd(worker: number): void;
   /** A control message from a worker. */
   onControl(worker: number, message: WorkerControl): void;
-  /** Worker `worker` died and was replaced; its in-flight work is gone. */
+  /**
+   * Worker `worker` died or was terminated; its in-flight work is gone. Called
+   * before its replacement starts (its claim table is still the old one).
+   */
   onWorkerLost(worker: number, reason: string): void;
+  /** Worker `worker` (a first start or a replacement) loaded its script and takes work. */
+  onWorkerReady(worker: number): void;
 }
 
 interface Slot {
@@ -50,7 +55,7 @@ interface Slot {
   sender: RingSender;
   receiver: RingReceiver;
   control: ControlBlock;
-  inFlight: number;
+  claims: ClaimTable;
   abort: AbortController;
   generation: number;
   idle: boolean;
@@ -70,6 +75,7 @@ export class WorkerPool {
   #slots: Slot[] = [];
   #closed = false;
   #generation = 0;
+  #detached: ClaimTable | undefined;
 
   constructor(options: WorkerPoolOptions) {
     if (!Number.isInteger(options.size) || options.size < 1) {
@@ -95,12 +101,23 @@ export class WorkerPool {
     }
   }
 
-  /** Sends a record to a worker; every record is counted in flight until its Done. */
+  /** Sends a record to a worker (the scheduler tracks what is in flight). */
   send(worker: number, tag: number, a: number, b: number, body?: Uint8Array, body2?: Uint8Array) {
     const slot = this.#slots[worker];
     if (slot === undefined || this.#closed) return;
-    slot.inFlight++;
     slot.sender.send(tag, a, b, body, body2);
+  }
+
+  /** The claim table of a worker's current incarnation. */
+  claims(worker: number): ClaimTable {
+    // After close, a scratch table: nothing reads it any more.
+    return this.#slots[worker]?.claims ?? (this.#detached ??= ClaimTable.create());
+  }
+
+  /** Terminates a worker (stuck past the hard limit) and starts a replacement. */
+  terminate(worker: number, reason: string): void {
+    const slot = this.#slots[worker];
+    if (slot !== undefined) this.#replace(slot, reason);
   }
 
   /** Sends a control message to one worker. */
@@ -111,18 +128,6 @@ export class WorkerPool {
   /** Whether the stage's main script exported an idle function. */
   get hasIdle(): boolean {
     return this.#slots[0]?.idle ?? false;
-  }
-
-  /** Records sent to `worker` and not yet done. */
-  inFlight(worker: number): number {
-    return this.#slots[worker]?.inFlight ?? 0;
-  }
-
-  /** Total records in flight across the pool. */
-  get totalInFlight(): number {
-    let total = 0;
-    for (const slot of this.#slots) total += slot.inFlight;
-    return total;
   }
 
   /** Bytes waiting in a worker's rings and in the overflow queue towards it. */
@@ -171,7 +176,7 @@ export class WorkerPool {
         new RingBuffer(outbound.buffer, { pooledBodies: true, doorbell: outboundBell.port1 }),
       ),
       control,
-      inFlight: 0,
+      claims: ClaimTable.create(),
       abort: new AbortController(),
       generation: ++this.#generation,
       idle: false,
@@ -185,6 +190,7 @@ export class WorkerPool {
           slot.idle = message.idle;
           this.#readLoop(slot);
           resolve();
+          options.onWorkerReady(index);
         } else if (message.type === "failed") {
           const error = fromErrorRecord(message.error);
           if (!ready) {
@@ -219,6 +225,7 @@ export class WorkerPool {
         inboundBell: inboundBell.port2,
         outboundBell: outboundBell.port2,
         control: control.buffer,
+        claims: slot.claims.buffer,
         shared: options.shared,
         script: options.script,
         process: options.process,
@@ -235,8 +242,9 @@ export class WorkerPool {
       reason,
     });
     this.#stop(slot);
+    this.#options.onWorkerLost(slot.index, reason);
     this.#spawn(slot.index).then(
-      () => this.#options.onWorkerLost(slot.index, reason),
+      () => {},
       (error) =>
         this.#options.logger.error("Worker {index} could not be replaced: {error}", {
           index: slot.index,
@@ -255,10 +263,8 @@ export class WorkerPool {
 
   async #readLoop(slot: Slot): Promise<void> {
     const options = this.#options;
-    const onRecord = (tag: number, a: number, b: number, body: Uint8Array) => {
-      if (tag === ToMain.Done && slot.inFlight > 0) slot.inFlight--;
+    const onRecord = (tag: number, a: number, b: number, body: Uint8Array) =>
       options.onRecord(slot.index, tag, a, b, body);
-    };
     const signal = slot.abort.signal;
     using pause = new MacrotaskYield(YIELD_EVERY_MS);
     while (!signal.aborted) {

@@ -37,7 +37,8 @@ export interface Clock {
  */
 export const systemClock: Clock = {
   now: () => performance.now(),
-  wallNow: () => Date.now(),
+  // Epoch ms at sub-ms resolution, on the same scale workers stamp start times with.
+  wallNow: () => performance.timeOrigin + performance.now(),
   setTimeout(fn, ms) {
     const id = setTimeout(fn, ms);
     return { cancel: () => clearTimeout(id) };

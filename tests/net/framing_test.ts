@@ -93,8 +93,23 @@ Deno.test("FrameDecoder reports buffered bytes and a pending frame byte by byte"
     const complete = i === frame.length - 1;
     assert.equal(decoder.bufferedBytes, complete ? 0 : i + 1);
     assert.equal(decoder.pendingHeader, !complete);
+    assert.equal(decoder.pendingFrameLength, i >= 3 && !complete ? frame.length : 0);
   }
   assert.deepEqual(frames, [bytes(1, 2, 3)]);
+});
+
+Deno.test("FrameDecoder reports the declared length of a pending frame only once its header is whole", () => {
+  const decoder = new FrameDecoder(1024);
+  const stream = concat([encodeFrame(bytes(1, 2)), encodeFrame(new Uint8Array(20))]);
+  decoder.push(stream.subarray(0, 8), () => {}); // one frame and 2 bytes of the next header
+  assert.equal(decoder.pendingFrameLength, 0);
+  assert.equal(decoder.bufferedBytes, 2);
+  decoder.push(stream.subarray(8, 12), () => {});
+  assert.equal(decoder.pendingFrameLength, 24);
+  assert.equal(decoder.bufferedBytes, 6);
+  decoder.push(stream.subarray(12), () => {});
+  assert.equal(decoder.pendingFrameLength, 0);
+  assert.equal(decoder.pendingHeader, false);
 });
 
 Deno.test("FrameDecoder finishes a split frame and the frames after it in the same push", () => {

@@ -1,0 +1,191 @@
+/**
+ * The flow monitor of one process: counts what the stages report into the
+ * metrics registry (dispatch delay, busy time, yields, restarts, lost
+ * records), feeds the `#router` overload detector, and applies the overload
+ * state (pause accepting, smaller read budgets, detach from the bus).
+ *
+ * @module
+ */
+import type { Logger } from "@logtape/logtape";
+import {
+  type Counter,
+  DELAY_BUCKETS_SECONDS,
+  type Histogram,
+  type MetricRegistration,
+  type MetricsRegistry,
+} from "../metrics/mod.ts";
+import type { Clock } from "../time/mod.ts";
+import { OverloadDetector, type OverloadState } from "./overload_detector.ts";
+import type { ScriptStage, StageMonitor } from "./script_stage.ts";
+
+/** What the overload state acts on. */
+export interface OverloadEffects {
+  /** Overloaded: pause accepting, shrink read budgets, detach from the bus; false: undo. */
+  apply(overloaded: boolean): void;
+}
+
+/** Options of a {@link FlowMonitor}. */
+export interface FlowMonitorOptions {
+  metrics: MetricsRegistry;
+  clock: Clock;
+  log: Logger;
+  /** `#router`; absent: overload detection is off. */
+  router?: { thresholdMs: number; recoverMs: number };
+  effects: OverloadEffects;
+}
+
+/** See the module documentation. */
+export class FlowMonitor implements StageMonitor, Disposable {
+  #delay: Histogram;
+  #busy: Counter;
+  #yields: Counter;
+  #restarts: Counter;
+  #lost: Counter;
+  #transitions: Counter;
+  #detector: OverloadDetector | undefined;
+  #registrations: MetricRegistration[] = [];
+  #log: Logger;
+  #effects: OverloadEffects;
+
+  constructor(options: FlowMonitorOptions) {
+    const metrics = options.metrics;
+    this.#log = options.log;
+    this.#effects = options.effects;
+    this.#delay = metrics.histogram(
+      "stage_dispatch_delay_seconds",
+      "Time from a message being queued to its handler starting",
+      DELAY_BUCKETS_SECONDS,
+      ["stage"],
+    );
+    this.#busy = metrics.counter(
+      "stage_worker_busy_seconds_total",
+      "Time workers spent running handlers synchronously",
+      ["stage", "worker"],
+    );
+    this.#yields = metrics.counter(
+      "stage_worker_yield_requests_total",
+      "Times the watchdog asked a worker to yield (a handler ran past the time slice)",
+      ["stage"],
+    );
+    this.#restarts = metrics.counter(
+      "stage_worker_restarts_total",
+      "Workers terminated past the hard limit or crashed, and replaced",
+      ["stage"],
+    );
+    this.#lost = metrics.counter(
+      "stage_messages_lost_total",
+      "Messages whose handler was running on a worker that was terminated or crashed",
+      ["stage"],
+    );
+    this.#transitions = metrics.counter(
+      "stage_overload_transitions_total",
+      "Changes of the process's overload state",
+      ["state"],
+    );
+    const router = options.router;
+    if (router !== undefined) {
+      this.#detector = new OverloadDetector({
+        thresholdMs: router.thresholdMs,
+        recoverMs: router.recoverMs,
+        clock: options.clock,
+        onChange: (state, p95) => this.#changed(state, p95),
+      });
+      this.#detector.start();
+    }
+    this.#registrations.push(metrics.gaugeFn(
+      "stage_overloaded",
+      "1 while the process is overloaded (detached from routing, accepting paused)",
+      () => this.overloaded ? 1 : 0,
+    ));
+  }
+
+  /** Whether the process is overloaded now. */
+  get overloaded(): boolean {
+    return this.#detector?.state === "overloaded";
+  }
+
+  /** The detector's last p95 dispatch delay, ms (0 when detection is off). */
+  get p95Ms(): number {
+    return this.#detector?.p95Ms ?? 0;
+  }
+
+  /** Adds gauges read from a stage at snapshot time (queue depth, sockets, …). */
+  watch(stage: ScriptStage, metrics: MetricsRegistry, clock: Clock): void {
+    const labels = { stage: stage.id };
+    const add = (name: string, help: string, read: () => number) =>
+      this.#registrations.push(metrics.gaugeFn(name, help, () => [{ labels, value: read() }]));
+    const scheduler = stage.scheduler;
+    add("stage_queue_depth", "Messages queued and not yet dispatched", () => scheduler.queued);
+    add(
+      "stage_in_flight",
+      "Messages dispatched to workers and not finished",
+      () => scheduler.inFlightTotal,
+    );
+    add("stage_queue_oldest_seconds", "Age of the oldest queued message", () => {
+      const oldest = scheduler.oldestQueuedAt();
+      return oldest === undefined ? 0 : Math.max(0, (clock.wallNow() - oldest) / 1000);
+    });
+    add("stage_sockets_open", "Open sockets", () => stage.broker.socketCount);
+    add(
+      "stage_socket_out_queued_bytes",
+      "Committed bytes not yet written, all sockets",
+      () => stage.broker.sockets().reduce((sum, socket) => sum + socket.queuedOutBytes, 0),
+    );
+    this.#registrations.push(metrics.gaugeFn(
+      "stage_socket_closed",
+      "Sockets closed, by reason",
+      () =>
+        [...stage.broker.closedByReason].map(([reason, value]) => ({
+          labels: { stage: stage.id, reason },
+          value,
+        })),
+    ));
+  }
+
+  finished(stage: string, worker: number, _tag: number, delayMs: number, cpuMs: number): void {
+    this.#delay.observe(delayMs / 1000, { stage });
+    this.#busy.inc({ stage, worker: String(worker) }, cpuMs / 1000);
+    this.#detector?.record(delayMs);
+  }
+
+  yieldRequested(stage: string): void {
+    this.#yields.inc({ stage });
+  }
+
+  workerLost(stage: string, worker: number, reason: string): void {
+    this.#restarts.inc({ stage });
+    this.#log.error("Worker {worker} of stage {stage} is replaced: {reason}", {
+      worker,
+      stage,
+      reason,
+    });
+  }
+
+  recordLost(stage: string): void {
+    this.#lost.inc({ stage });
+  }
+
+  #changed(state: OverloadState, p95Ms: number): void {
+    this.#transitions.inc({ state });
+    if (state === "overloaded") {
+      this.#log.warning(
+        "Process overloaded: dispatch delay p95 {p95} ms is over the threshold; pausing accepts, shrinking read budgets and detaching from routing",
+        { p95: Math.round(p95Ms * 10) / 10 },
+      );
+    } else {
+      this.#log.info(
+        "Process recovered: dispatch delay p95 {p95} ms; accepting and routing again",
+        {
+          p95: Math.round(p95Ms * 10) / 10,
+        },
+      );
+    }
+    this.#effects.apply(state === "overloaded");
+  }
+
+  [Symbol.dispose](): void {
+    this.#detector?.stop();
+    for (const registration of this.#registrations) registration.remove();
+    this.#registrations = [];
+  }
+}
