@@ -34,6 +34,12 @@ declare namespace Stage {
     readonly local: string;
     /** Remote address, `"ip:port"` or `"[ip6]:port"`. */
     readonly remote: string;
+    /**
+     * True when the socket moved here from a worker that was stuck past the time
+     * slice or lost: `onAccept` runs again on the new worker, with the socket's
+     * user fields as last synced (fields that cannot be structured-cloned stay behind).
+     */
+    readonly moved: boolean;
     /** The receive function. */
     receive: Receive | undefined;
     /** Queues a value as one frame; written on the next flush. Throws if it exceeds `OUT`. */

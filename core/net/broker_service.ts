@@ -430,6 +430,8 @@ export class BrokerService {
         continue;
       }
       if (conn === undefined) return;
+      // Accepted just as the process became overloaded: hold it until recovery.
+      if (this.#acceptPause !== undefined) await this.#acceptPause.promise;
       if (this.#closing || server.stopped) {
         conn.close();
         continue;

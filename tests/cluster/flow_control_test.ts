@@ -1,0 +1,255 @@
+/**
+ * Flow control end to end: forced yielding (time slice, hard limit), flooding
+ * and non-reading clients, overload detection — real workers, real sockets.
+ */
+import assert from "node:assert/strict";
+import { FrameClient } from "../_helpers/frame_client.ts";
+import { REFERENCE, startFixture } from "../_helpers/stage_fixture.ts";
+
+/** A client-facing stage that asks the `calc` stage (two workers) for everything. */
+const FRONT = REFERENCE + `
+broker.ready("tcp://127.0.0.1:0?json", () => async (socket, data) => {
+  try {
+    socket.commit({ id: data.id, value: await stage.request("calc:" + data.op, data.arg) });
+  } catch (error) {
+    socket.commit({ id: data.id, error: error.name });
+  }
+});
+`;
+
+const CALC = REFERENCE + `
+stage.waitfor("echo", (value) => value);
+stage.waitfor("spin", (ms) => {
+  const end = Date.now() + ms;
+  while (Date.now() < end) { /* no yield */ }
+  return "spun";
+});
+stage.waitfor("yielding", async (ms) => {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const chunk = Date.now() + 10;
+    while (Date.now() < chunk) { /* 10 ms of work */ }
+    await stage.yield();
+  }
+  return "yielded";
+});
+`;
+
+const TWO_STAGES = {
+  "#startup": [["script+calc", "script+start"]],
+  "#flow": { slice_ms: 50, hard_limit_ms: 2000 },
+  script: { "script+start": "start", "script+calc": "calc" },
+};
+
+interface Reply {
+  id: number;
+  value?: unknown;
+  error?: string;
+}
+
+/** Clients doing pipelined echo requests until `stop`; returns latencies and order checks. */
+async function echoLoad(port: number, clients: number, until: Promise<unknown>) {
+  const latencies: number[] = [];
+  let sent = 0;
+  let received = 0;
+  let stopped = false;
+  until.then(() => stopped = true);
+  await Promise.all(Array.from({ length: clients }, async (_, c) => {
+    await using client = await FrameClient.connect(port, "json");
+    let id = 0;
+    while (!stopped) {
+      const started = performance.now();
+      const batch = [id, id + 1, id + 2].map((n) => ({ id: n, op: "echo", arg: c * 1e6 + n }));
+      await client.send(...batch);
+      sent += batch.length;
+      for (const request of batch) {
+        const reply = await client.next<Reply>(10_000);
+        assert.equal(reply.id, request.id, `client ${c}: replies out of order`);
+        assert.equal(reply.value, request.arg);
+        received++;
+      }
+      latencies.push(performance.now() - started);
+      id += 3;
+    }
+  }));
+  return { latencies, sent, received };
+}
+
+Deno.test("a handler spinning 10 s without yielding: other keys keep being served, its worker is replaced after the hard limit, its caller gets WorkerTerminatedError, nothing else is lost", async () => {
+  await using fixture = await startFixture({
+    scripts: { "start.ts": FRONT, "calc.ts": CALC },
+    config: TWO_STAGES,
+  });
+  const port = fixture.port("json");
+  await using spinner = await FrameClient.connect(port, "json");
+  // Warm up both calc workers, then start the spin.
+  await spinner.send({ id: -1, op: "echo", arg: 0 });
+  assert.deepEqual(await spinner.next<Reply>(), { id: -1, value: 0 });
+  const spinStarted = performance.now();
+  await spinner.send({ id: 1, op: "spin", arg: 10_000 });
+  const spinReply = spinner.next<Reply>(15_000);
+  const load = await echoLoad(port, 8, spinReply);
+  const reply = await spinReply;
+  const spinMs = performance.now() - spinStarted;
+
+  assert.deepEqual(reply, { id: 1, error: "WorkerTerminatedError" });
+  assert.ok(spinMs >= 1900 && spinMs < 6000, `terminated after ${spinMs} ms (hard limit 2000)`);
+  assert.equal(load.received, load.sent, "a request was lost");
+  assert.ok(load.latencies.length > 50, `only ${load.latencies.length} round trips were served`);
+  const worst = Math.max(...load.latencies);
+  // Time slice 50 ms + watchdog period + a wide margin for a loaded 2-core machine.
+  assert.ok(worst < 1000, `an echo round trip took ${Math.round(worst)} ms during the spin`);
+  const calc = fixture.stage("calc");
+  assert.equal(calc.watchdog.terminations, 1);
+  // The replacement serves again.
+  await spinner.send({ id: 2, op: "echo", arg: 42 });
+  assert.deepEqual(await spinner.next<Reply>(), { id: 2, value: 42 });
+});
+
+Deno.test("a handler that spins but calls stage.yield() is not terminated, and others are served meanwhile", async () => {
+  await using fixture = await startFixture({
+    scripts: { "start.ts": FRONT, "calc.ts": CALC },
+    config: { ...TWO_STAGES, "#flow": { slice_ms: 50, hard_limit_ms: 1000 } },
+  });
+  const port = fixture.port("json");
+  await using worker = await FrameClient.connect(port, "json");
+  await worker.send({ id: 1, op: "yielding", arg: 2500 });
+  const done = worker.next<Reply>(10_000);
+  const load = await echoLoad(port, 4, done);
+  assert.deepEqual(await done, { id: 1, value: "yielded" });
+  assert.equal(fixture.stage("calc").watchdog.terminations, 0);
+  assert.equal(load.received, load.sent);
+  assert.ok(load.latencies.length > 20, `only ${load.latencies.length} round trips were served`);
+});
+
+const ECHO = REFERENCE + `
+broker.ready("tcp://127.0.0.1:0?json", () => (socket, data) => {
+  if (!data.quiet) socket.commit(data);
+});
+`;
+
+Deno.test("a flooding client is throttled at its pending bound while 50 well-behaved clients keep getting replies in order", async () => {
+  await using fixture = await startFixture({
+    scripts: { "start.ts": ECHO },
+    config: { "#flow": { socket_pending: 64 } },
+  });
+  const port = fixture.port("json");
+  const flooder = await Deno.connect({ hostname: "127.0.0.1", port });
+  const frame = new TextEncoder().encode(JSON.stringify({ quiet: true, pad: "x".repeat(200) }));
+  const chunk = new Uint8Array((frame.length + 4) * 256);
+  for (let i = 0; i < 256; i++) {
+    new DataView(chunk.buffer).setInt32(i * (frame.length + 4), frame.length + 4, true);
+    chunk.set(frame, i * (frame.length + 4) + 4);
+  }
+  let flooding = true;
+  const flood = (async () => {
+    try {
+      while (flooding) await flooder.write(chunk);
+    } catch { /* closed at the end */ }
+  })();
+  const stage = fixture.stage();
+  let maxPending = 0;
+  const sampler = setInterval(() => {
+    for (const socket of stage.broker.sockets()) {
+      maxPending = Math.max(maxPending, socket.pendingFrames);
+    }
+  }, 5);
+  try {
+    const latencies: number[] = [];
+    await Promise.all(Array.from({ length: 50 }, async (_, c) => {
+      await using client = await FrameClient.connect(port, "json");
+      for (let i = 0; i < 40; i++) {
+        const started = performance.now();
+        await client.send({ c, i });
+        assert.deepEqual(await client.next(10_000), { c, i });
+        latencies.push(performance.now() - started);
+      }
+    }));
+    latencies.sort((a, b) => a - b);
+    const p99 = latencies[Math.floor(latencies.length * 0.99)]!;
+    assert.ok(p99 < 500, `well-behaved p99 ${Math.round(p99)} ms while flooded`);
+    // One read's worth of frames may land above the bound before reading pauses.
+    assert.ok(maxPending <= 64 + 400, `the flooder had ${maxPending} frames pending`);
+    assert.ok(stage.scheduler.queued < 5000, `${stage.scheduler.queued} records queued`);
+  } finally {
+    clearInterval(sampler);
+    flooding = false;
+    flooder.close();
+    await flood;
+  }
+});
+
+Deno.test("a client that never reads is closed past its outgoing bound; others are unaffected", async () => {
+  await using fixture = await startFixture({
+    scripts: { "start.ts": ECHO },
+    config: { "#flow": { socket_out_bytes: 65536 } },
+  });
+  const port = fixture.port("json");
+  await using reader = await FrameClient.connect(port, "json");
+  await using sink = await FrameClient.connect(port, "json");
+  const big = { pad: "y".repeat(60_000) };
+  // The kernel's socket buffers take a few MB first; then output queues in Stage.
+  for (let i = 0; i < 400 && !sink.ended; i++) {
+    await sink.send(big).catch(() => {});
+    await reader.send({ i });
+    assert.deepEqual(await reader.next(), { i });
+  }
+  const deadline = Date.now() + 5000;
+  while (fixture.stage().broker.closedByReason.get("slow_reader") !== 1 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  assert.equal(fixture.stage().broker.closedByReason.get("slow_reader"), 1);
+  await reader.send({ after: true });
+  assert.deepEqual(await reader.next(), { after: true });
+});
+
+const SLOW = REFERENCE + `
+broker.ready("tcp://127.0.0.1:0?json", () => (socket, data) => {
+  const end = performance.now() + 4;
+  while (performance.now() < end) { /* 4 ms of work per frame */ }
+  socket.commit(data);
+});
+`;
+
+Deno.test("overload: dispatch delay over #router's threshold pauses accepting until the delay recovers, without flapping", async () => {
+  await using fixture = await startFixture({
+    scripts: { "start.ts": SLOW },
+    config: { "#router": [20, 10] },
+  });
+  const port = fixture.port("json");
+  const monitor = fixture.running.monitor;
+  const broker = fixture.stage().broker;
+  const clients = await Promise.all(
+    Array.from({ length: 10 }, () => FrameClient.connect(port, "json")),
+  );
+  try {
+    // About 1,000 frames of 4 ms each on two workers: seconds of queueing.
+    await Promise.all(
+      clients.map((client, c) => client.send(...Array.from({ length: 100 }, (_, i) => ({ c, i })))),
+    );
+    const overloadBy = Date.now() + 5000;
+    while (!monitor.overloaded && Date.now() < overloadBy) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.ok(monitor.overloaded, "the process never became overloaded");
+    assert.ok(broker.acceptPaused, "accepting is not paused while overloaded");
+    // A newcomer is not served while overloaded (it waits in the backlog)…
+    await using late = await FrameClient.connect(port, "json");
+    await late.send({ late: true });
+    // …every admitted frame is answered, in order…
+    await Promise.all(clients.map(async (client, c) => {
+      for (let i = 0; i < 100; i++) assert.deepEqual(await client.next(15_000), { c, i });
+    }));
+    // …and once the delay stays low for a window, the process recovers and the newcomer is served.
+    assert.deepEqual(await late.next(10_000), { late: true });
+    assert.ok(!monitor.overloaded);
+    const transitions = fixture.running.metrics.snapshot()
+      .find((family) => family.name === "stage_overload_transitions_total");
+    const total = transitions?.type === "counter"
+      ? transitions.samples.reduce((sum, sample) => sum + sample.value, 0)
+      : -1;
+    assert.equal(total, 2, "the overload state flapped");
+  } finally {
+    for (const client of clients) await client[Symbol.asyncDispose]();
+  }
+});
