@@ -52,6 +52,14 @@ export class CooperativeYield {
   }
 
   /**
+   * For async API calls: yields a macrotask first when the watchdog asked this
+   * worker to yield, so code that loops over awaited API calls lets others run.
+   */
+  honour(): Promise<void> | undefined {
+    return this.#signal.yieldRequested ? this.yield() : undefined;
+  }
+
+  /**
    * Iterates `items`, yielding whenever the watchdog asks or every ~10 ms.
    *
    * @throws TypeError when `items` is neither iterable nor async iterable

@@ -131,6 +131,7 @@ export class StageApi {
     if (typeof fn !== "function") {
       throw new TypeError(`stage.once("${name}"): expected a function or null`);
     }
+    await this.#yields.honour();
     const first = await this.#port.request<boolean>((requestId) => ({
       type: "once",
       name,
@@ -172,6 +173,7 @@ export class StageApi {
   }
 
   async #load(name: string, fn: LoadCallback | undefined, reload: boolean): Promise<unknown> {
+    await this.#yields.honour();
     try {
       const loaded = reload ? await this.#loader.load(name) : await this.#loader.require(name);
       fn?.(loaded.value, loaded.info);

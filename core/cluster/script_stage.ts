@@ -13,16 +13,19 @@ import type { ConnectionQuota } from "../net/connection_quota.ts";
 import { FairScheduler, type ScheduledRecord } from "../pool/fair_scheduler.ts";
 import { IdleScheduler } from "../pool/idle_scheduler.ts";
 import { Watchdog } from "../pool/watchdog.ts";
+import type { ControlSnapshot } from "../pool/control_block.ts";
 import type { WorkerFactory } from "../pool/worker_handle.ts";
 import { WorkerPool } from "../pool/worker_pool.ts";
 import {
   decodeSignalHeader,
   encodeSignal,
+  packTicket,
   type ProcessInfo,
   type ScriptSettings,
   type SignalHeader,
   ToMain,
   ToWorker,
+  UNCLAIMED_SLOT,
   type WorkerControl,
 } from "../pool/wire.ts";
 import type { Clock } from "../time/mod.ts";
@@ -108,6 +111,16 @@ const recordNames: Record<number, string> = {
   [ToWorker.Signal]: "message",
 };
 
+/** What a stuck worker is doing, for logs. */
+function describeStall(snapshot: ControlSnapshot): string {
+  if (!snapshot.running) {
+    return "its event loop started no waiting record (code after an await or in a timer is running)";
+  }
+  return `its ${
+    recordNames[snapshot.tag] ?? `record ${snapshot.tag}`
+  } handler (key ${snapshot.key}) ran`;
+}
+
 /** A running script stage. */
 export class ScriptStage {
   readonly id: string;
@@ -166,21 +179,22 @@ export class ScriptStage {
     this.#watchdog = new Watchdog({
       size: options.workers,
       control: (worker) => pool.control(worker)?.snapshot(),
+      waitingMs: (worker) => this.#scheduler.waitingMs(worker),
+      ping: (worker) => pool.send(worker, packTicket(ToWorker.Forget, UNCLAIMED_SLOT, 0), 0, 0),
       requestYield: (worker) => {
         pool.control(worker)?.requestYield();
         options.monitor?.yieldRequested(this.id, worker);
       },
       stuck: (worker, ms, snapshot) => {
         options.log.warning(
-          "Worker {worker} of stage {stage} has run one {what} handler for {ms} ms; asking it to yield and sending its work elsewhere",
-          { worker, stage: this.id, what: recordNames[snapshot.tag] ?? "", ms: Math.round(ms) },
+          "Worker {worker} of stage {stage} is stuck: {what} for {ms} ms; asking it to yield and sending its work elsewhere",
+          { worker, stage: this.id, what: describeStall(snapshot), ms: Math.round(ms) },
         );
         this.#scheduler.workerStuck(worker);
       },
       recovered: (worker) => this.#scheduler.workerRecovered(worker),
       terminate: (worker, ms, snapshot) => {
-        const what = recordNames[snapshot.tag] ?? `record ${snapshot.tag}`;
-        const reason = `its ${what} handler (key ${snapshot.key}) ran ${
+        const reason = `${describeStall(snapshot)} for ${
           Math.round(ms)
         } ms without yielding, past the hard limit of ${this.#watchdog.hardLimitMs} ms`;
         pool.terminate(worker, reason);

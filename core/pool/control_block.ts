@@ -15,7 +15,8 @@ const STARTED = 3; // Float64 slot (byte 24): epoch ms the running record starte
 const HANDLED = 4; // Float64 slot (byte 32): records handled so far
 const YIELDS = 5; // Float64 slot (byte 40): cooperative yields so far
 const BUSY = 6; // Float64 slot (byte 48): ms spent running records so far
-const BYTES = 56;
+const LOOP = 7; // Float64 slot (byte 56): epoch ms the worker's ring loop last turned
+const BYTES = 64;
 
 /** What a control block says about its worker at one instant. */
 export interface ControlSnapshot {
@@ -31,6 +32,8 @@ export interface ControlSnapshot {
   yields: number;
   /** Milliseconds spent running records so far. */
   busyMs: number;
+  /** Epoch ms the worker's ring loop last turned (read its ring). */
+  loopAt: number;
   yieldRequested: boolean;
 }
 
@@ -83,6 +86,11 @@ export class ControlBlock {
     Atomics.store(this.#i32, YIELD, 0);
   }
 
+  /** Worker side: the ring loop turned at epoch ms `now` (its event loop is free). */
+  loopTurned(now: number): void {
+    this.#f64[LOOP] = now;
+  }
+
   /** Main side: asks the worker to yield at its next yield point. */
   requestYield(): void {
     Atomics.store(this.#i32, YIELD, 1);
@@ -110,6 +118,7 @@ export class ControlBlock {
       handled: this.#f64[HANDLED] ?? 0,
       yields: this.#f64[YIELDS] ?? 0,
       busyMs: this.#f64[BUSY] ?? 0,
+      loopAt: this.#f64[LOOP] ?? 0,
       yieldRequested: Atomics.load(this.#i32, YIELD) === 1,
     };
   }

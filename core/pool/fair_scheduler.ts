@@ -74,6 +74,8 @@ export type FlowKind = "socket" | "ordered" | "free";
 interface Entry extends ScheduledRecord {
   flow: Flow;
   seq: number;
+  /** Epoch ms it was dispatched (while it is). */
+  dispatchedAt: number;
   slot: number;
   generation: number;
 }
@@ -108,6 +110,8 @@ interface WorkerState {
   ready: Deque<Flow>;
   /** Alternates between the worker's own flows and unbound ones. */
   ownTurn: boolean;
+  /** Epoch ms of its last finished record. */
+  lastDone: number;
 }
 
 const DEFAULT_WINDOW = 128;
@@ -181,6 +185,31 @@ export class FairScheduler {
       }
     }
     return oldest;
+  }
+
+  /**
+   * How long `worker` has left a dispatched record unstarted although nothing
+   * of its key runs there (ms; 0 = none waits). A worker that is not running a
+   * record yet leaves one waiting past the time slice has its event loop
+   * blocked elsewhere — a handler's continuation after an `await`, a timer.
+   */
+  waitingMs(worker: number): number {
+    const state = this.#workers[worker];
+    if (state === undefined || state.inFlight === 0) return 0;
+    const claims = this.#port.claims(worker);
+    const busy = new Set<Flow>();
+    for (const entry of state.dispatched) {
+      if (entry !== undefined && claims.started(entry.slot, entry.generation)) busy.add(entry.flow);
+    }
+    let oldest = Infinity;
+    for (const entry of state.dispatched) {
+      if (entry === undefined || busy.has(entry.flow)) continue;
+      if (entry.dispatchedAt < oldest) oldest = entry.dispatchedAt;
+    }
+    // A worker that keeps finishing records is busy, not blocked.
+    return oldest === Infinity
+      ? 0
+      : Math.max(0, this.#hooks.now() - Math.max(oldest, state.lastDone));
   }
 
   /** Whether `worker` takes new work (started, not stuck). */
@@ -267,10 +296,13 @@ export class FairScheduler {
     const entry = state?.dispatched[slot];
     if (state === undefined || entry === undefined || entry.generation !== ticket >>> 8) return;
     this.#undispatch(state, worker, entry);
+    state.lastDone = this.#hooks.now();
     const flow = entry.flow;
     const cpuMs = cpuMicros / 1000;
     flow.cost = Math.max(MIN_COST_MS, flow.cost * 0.8 + cpuMs * 0.2);
-    if (flow.kind === "ordered" && flow.inFlight === 0) flow.affinity = undefined;
+    // Unbound: its next record may run on any worker (a stale entry in this
+    // worker's ready queue is skipped).
+    if (flow.kind === "ordered" && flow.inFlight === 0) this.#unbind(flow);
     this.#hooks.finished(entry, worker, Math.max(0, startedAt - entry.queuedAt), cpuMs);
     this.#markReady(flow);
     this.#collect(flow);
@@ -371,6 +403,7 @@ export class FairScheduler {
       generation: 0,
       ready: new Deque(),
       ownTurn: true,
+      lastDone: 0,
     };
   }
 
@@ -406,6 +439,7 @@ export class FairScheduler {
       seq: this.#seq++,
       slot: -1,
       generation: 0,
+      dispatchedAt: 0,
     });
     this.#queued++;
     if (flow.kind === "socket" && flow.inFlight === 0) {
@@ -486,6 +520,7 @@ export class FairScheduler {
     state.generation = state.generation >= 0x7fff ? 1 : state.generation + 1;
     entry.slot = slot;
     entry.generation = state.generation;
+    entry.dispatchedAt = this.#hooks.now();
     state.dispatched[slot] = entry;
     state.inFlight++;
     this.#queued--;
@@ -560,6 +595,7 @@ export class FairScheduler {
       seq: this.#seq++,
       slot: -1,
       generation: 0,
+      dispatchedAt: 0,
     });
     this.#queued++;
     this.#markReady(flow);

@@ -14,6 +14,14 @@ export interface WatchdogTarget {
   readonly size: number;
   /** The worker's control block now (undefined while it is being replaced). */
   control(worker: number): ControlSnapshot | undefined;
+  /**
+   * How long a record dispatched to the worker has waited to start while the
+   * worker finished nothing (ms): its event loop is blocked by code the control
+   * block does not see (a handler's continuation after an `await`, a timer).
+   */
+  waitingMs?(worker: number): number;
+  /** Sends the worker a record that needs no handler, so its ring loop turns when free. */
+  ping?(worker: number): void;
   /** Raises the worker's yield flag. */
   requestYield(worker: number): void;
   /** The worker ran one record past the slice. */
@@ -35,8 +43,11 @@ export interface WatchdogOptions {
 }
 
 interface Watch {
-  /** Start time of the record seen running past the slice (0 = none). */
-  stuckSince: number;
+  stuck: boolean;
+  /** Epoch ms from which the worker's event loop was seen blocked (0 = not). */
+  blockedSince: number;
+  /** Start time of the running record that was asked to yield (0 = none). */
+  askedFor: number;
   terminated: boolean;
 }
 
@@ -77,7 +88,7 @@ export class Watchdog {
     }
     this.#target = target;
     this.#clock = options.clock;
-    for (let w = 0; w < target.size; w++) this.#watches.push({ stuckSince: 0, terminated: false });
+    for (let w = 0; w < target.size; w++) this.#watches.push(freshWatch());
   }
 
   /** Times a yield was requested. */
@@ -110,7 +121,25 @@ export class Watchdog {
 
   /** A replaced worker starts with a clean watch. */
   reset(worker: number): void {
-    this.#watches[worker] = { stuckSince: 0, terminated: false };
+    this.#watches[worker] = freshWatch();
+  }
+
+  /**
+   * How long the worker's event loop has been blocked by code outside a record
+   * (ms): records wait unstarted and its ring loop has not turned since.
+   */
+  #blockedMs(worker: number, watch: Watch, snapshot: ControlSnapshot, now: number): number {
+    if (watch.blockedSince !== 0) {
+      if (snapshot.loopAt <= watch.blockedSince) return now - watch.blockedSince;
+      watch.blockedSince = 0; // the loop turned
+    }
+    if (snapshot.running) return 0;
+    const waitingMs = this.#target.waitingMs?.(worker) ?? 0;
+    if (waitingMs < this.sliceMs || now - snapshot.loopAt < this.sliceMs) return 0;
+    watch.blockedSince = Math.max(snapshot.loopAt, now - waitingMs);
+    // Its queued records go elsewhere now; this one tells us when the loop is free.
+    this.#target.ping?.(worker);
+    return now - watch.blockedSince;
   }
 
   /** One pass over the workers. */
@@ -118,26 +147,39 @@ export class Watchdog {
     const now = this.#clock.wallNow();
     for (let worker = 0; worker < this.#watches.length; worker++) {
       const watch = this.#watches[worker]!;
+      if (watch.terminated) continue;
       const snapshot = this.#target.control(worker);
-      const running = snapshot !== undefined && snapshot.running;
-      if (watch.stuckSince !== 0 && (!running || snapshot.startedAt !== watch.stuckSince)) {
-        watch.stuckSince = 0;
-        if (!watch.terminated) this.#target.recovered(worker);
-      }
-      if (!running || watch.terminated) continue;
-      const runningMs = now - snapshot.startedAt;
-      if (runningMs >= this.hardLimitMs) {
+      if (snapshot === undefined) continue;
+      const runningMs = snapshot.running ? now - snapshot.startedAt : 0;
+      const stalledMs = Math.max(runningMs, this.#blockedMs(worker, watch, snapshot, now));
+      if (stalledMs >= this.hardLimitMs) {
         watch.terminated = true;
         this.#terminations++;
-        this.#target.terminate(worker, runningMs, snapshot);
+        this.#target.terminate(worker, stalledMs, snapshot);
         continue;
       }
-      if (runningMs >= this.sliceMs && watch.stuckSince === 0) {
-        watch.stuckSince = snapshot.startedAt;
+      if (stalledMs < this.sliceMs) {
+        if (watch.stuck) {
+          watch.stuck = false;
+          watch.askedFor = 0;
+          this.#target.recovered(worker);
+        }
+        continue;
+      }
+      // Past the slice: ask the running record to yield (once per record).
+      if (snapshot.running && watch.askedFor !== snapshot.startedAt) {
+        watch.askedFor = snapshot.startedAt;
         this.#yields++;
         this.#target.requestYield(worker);
-        this.#target.stuck(worker, runningMs, snapshot);
+      }
+      if (!watch.stuck) {
+        watch.stuck = true;
+        this.#target.stuck(worker, stalledMs, snapshot);
       }
     }
   }
+}
+
+function freshWatch(): Watch {
+  return { stuck: false, blockedSince: 0, askedFor: 0, terminated: false };
 }

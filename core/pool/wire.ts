@@ -29,7 +29,9 @@ export const ToWorker = {
   Signal: 7,
   /**
    * Socket a moved to another worker: forget it without running its close callback.
-   * Sent unclaimed (see {@link packTicket}); no Done follows.
+   * With a = 0, a ping: it only makes the worker's ring loop turn (the watchdog
+   * sees its event loop is free again). Sent unclaimed (see {@link packTicket});
+   * no Done follows.
    */
   Forget: 8,
 } as const;

@@ -142,7 +142,7 @@ async function boot(init: WorkerInit): Promise<void> {
       now: () => performance.timeOrigin + performance.now(),
     },
   );
-  await runLoop(receiver, (word, a, b, body) => {
+  await runLoop(receiver, control, (word, a, b, body) => {
     const tag = word & 0xff;
     if (tag === ToWorker.Forget) {
       running.broker.forget(a);
@@ -195,11 +195,14 @@ function keyOf(tag: number, a: number): number {
 
 async function runLoop(
   receiver: RingReceiver,
+  control: ControlBlock,
   handle: (tag: number, a: number, b: number, body: Uint8Array) => void,
 ): Promise<void> {
   // Async handlers, timers and control messages need the event loop too.
   const pause = new MacrotaskYield(YIELD_EVERY_MS);
   for (;;) {
+    // The watchdog reads this to tell a blocked event loop from an idle one.
+    control.loopTurned(performance.timeOrigin + performance.now());
     const count = receiver.drain(handle);
     if (count === 0) {
       await receiver.wait();

@@ -53,3 +53,22 @@ broker.ready("tcp://127.0.0.1:0?json", () => async (socket, data) => {
   assert.ok(reply.quick > 0);
   assert.equal((await long.next<{ long: string }>(5000)).long, "done");
 });
+
+Deno.test("CooperativeYield.honour yields only when the watchdog asked, and clears the request", async () => {
+  let requested = false;
+  const yields = new CooperativeYield({
+    get yieldRequested() {
+      return requested;
+    },
+    clearYield() {
+      requested = false;
+    },
+  });
+  assert.equal(yields.honour(), undefined);
+  requested = true;
+  const pending = yields.honour();
+  assert.ok(pending instanceof Promise);
+  assert.equal(requested, false);
+  await pending;
+  assert.equal(yields.count, 1);
+});

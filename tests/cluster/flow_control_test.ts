@@ -24,6 +24,12 @@ stage.waitfor("spin", (ms) => {
   while (Date.now() < end) { /* no yield */ }
   return "spun";
 });
+stage.waitfor("spinAfterAwait", async (ms) => {
+  await new Promise((resolve) => setTimeout(resolve, 1));
+  const end = Date.now() + ms;
+  while (Date.now() < end) { /* spins outside the record's synchronous part */ }
+  return "spun";
+});
 stage.waitfor("yielding", async (ms) => {
   const end = Date.now() + ms;
   while (Date.now() < end) {
@@ -104,6 +110,23 @@ Deno.test("a handler spinning 10 s without yielding: other keys keep being serve
   // The replacement serves again.
   await spinner.send({ id: 2, op: "echo", arg: 42 });
   assert.deepEqual(await spinner.next<Reply>(), { id: 2, value: 42 });
+});
+
+Deno.test("a handler that spins after an await (its event loop blocked outside a record) is detected and replaced the same way", async () => {
+  await using fixture = await startFixture({
+    scripts: { "start.ts": FRONT, "calc.ts": CALC },
+    config: TWO_STAGES,
+  });
+  const port = fixture.port("json");
+  await using spinner = await FrameClient.connect(port, "json");
+  await spinner.send({ id: 1, op: "spinAfterAwait", arg: 10_000 });
+  const spinReply = spinner.next<Reply>(15_000);
+  const load = await echoLoad(port, 8, spinReply);
+  assert.deepEqual(await spinReply, { id: 1, error: "WorkerTerminatedError" });
+  assert.equal(load.received, load.sent, "a request was lost");
+  const worst = Math.max(...load.latencies);
+  assert.ok(worst < 1000, `an echo round trip took ${Math.round(worst)} ms during the spin`);
+  assert.equal(fixture.stage("calc").watchdog.terminations, 1);
 });
 
 Deno.test("a handler that spins but calls stage.yield() is not terminated, and others are served meanwhile", async () => {
