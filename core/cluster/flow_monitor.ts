@@ -46,6 +46,7 @@ export class FlowMonitor implements StageMonitor, Disposable {
   #registrations: MetricRegistration[] = [];
   #log: Logger;
   #effects: OverloadEffects;
+  #labels = new Map<string, { stage: { stage: string }; workers: Record<string, string>[] }>();
 
   constructor(options: FlowMonitorOptions) {
     const metrics = options.metrics;
@@ -143,8 +144,12 @@ export class FlowMonitor implements StageMonitor, Disposable {
   }
 
   finished(stage: string, worker: number, _tag: number, delayMs: number, cpuMs: number): void {
-    this.#delay.observe(delayMs / 1000, { stage });
-    this.#busy.inc({ stage, worker: String(worker) }, cpuMs / 1000);
+    // Called once per message: label objects are made once per stage and worker.
+    let labels = this.#labels.get(stage);
+    if (labels === undefined) this.#labels.set(stage, labels = { stage: { stage }, workers: [] });
+    const workerLabels = labels.workers[worker] ??= { stage, worker: String(worker) };
+    this.#delay.observe(delayMs / 1000, labels.stage);
+    this.#busy.inc(workerLabels, cpuMs / 1000);
     this.#detector?.record(delayMs);
   }
 

@@ -25,6 +25,12 @@ import { FrameDecoder, FrameError } from "./framing.ts";
 import type { StreamConn } from "./transport.ts";
 import type { FlowGate } from "./flow_gate.ts";
 
+/** Read buffer size of a new connection (it grows while reads fill it). */
+const INITIAL_READ_BYTES = 1024;
+
+/** About how many frames one read of one socket may bring in (its budget per round). */
+const FRAMES_PER_READ = 64;
+
 /** What a {@link Connection} reports. */
 export interface ConnectionEvents {
   /**
@@ -77,6 +83,7 @@ export class Connection {
   #closeAfterFlush = false;
   #ended = false;
   #pending = 0;
+  #framesIn = 0;
   #resume: (() => void) | undefined;
   #lastInput: number;
   #expireMs = 0;
@@ -236,12 +243,15 @@ export class Connection {
   }
 
   async #readLoop(): Promise<void> {
-    const buffer = new Uint8Array(this.#options.readBufferBytes);
+    // Start small and grow while reads fill the buffer: an idle connection then
+    // costs ~1 KiB of buffer instead of the whole read budget (C10K).
+    let buffer = new Uint8Array(Math.min(INITIAL_READ_BYTES, this.#options.readBufferBytes));
     let completed = 0;
     const onFrame = (payload: Uint8Array) => {
       completed++;
       this.#headerView.setInt32(0, payload.length + 4, true);
       this.#pending++;
+      this.#framesIn++;
       this.#events.frame(this, this.#header, payload);
     };
     while (!this.#ended) {
@@ -260,7 +270,15 @@ export class Connection {
         if (this.#ended) return;
         this.#deadline?.resume();
       }
-      const budget = gate === undefined ? buffer.length : Math.min(buffer.length, gate.readBytes);
+      // The read budget of this round: the process's (smaller while overloaded),
+      // and no more than about the frames this socket may still have pending, so
+      // one flooding socket cannot hand the scheduler thousands of frames at once.
+      let budget = gate === undefined ? buffer.length : Math.min(buffer.length, gate.readBytes);
+      if (this.#framesIn > 0) {
+        const room = Math.min(FRAMES_PER_READ, this.#options.maxPendingFrames - this.#pending);
+        const perFrame = Math.ceil(this.#bytesIn / this.#framesIn);
+        budget = Math.max(Math.min(budget, room * perFrame), Math.min(budget, 4096));
+      }
       let count: number | null;
       try {
         count = await this.#conn.read(
@@ -278,6 +296,7 @@ export class Connection {
       if (this.#ended) return;
       this.#bytesIn += count;
       this.#lastInput = this.#options.clock.now();
+      const full = count === buffer.length && buffer.length < this.#options.readBufferBytes;
       const wasPartial = this.#decoder.pendingHeader;
       completed = 0;
       try {
@@ -290,6 +309,8 @@ export class Connection {
         this.#end(reason, error.message);
         return;
       }
+      // The decoder copied what it keeps, so the buffer can be replaced now.
+      if (full) buffer = new Uint8Array(Math.min(buffer.length * 4, this.#options.readBufferBytes));
       if (this.#ended) return;
       // A partial frame left now began in this chunk unless it was already
       // buffered and nothing completed (then it is the same, older frame).

@@ -114,7 +114,7 @@ interface WorkerState {
   lastDone: number;
 }
 
-const DEFAULT_WINDOW = 128;
+const DEFAULT_WINDOW = 255;
 const DEFAULT_FLOW_IN_FLIGHT = 8;
 const DEFAULT_QUANTUM_MS = 1;
 const INITIAL_COST_MS = 0.02;

@@ -276,3 +276,59 @@ Deno.test("overload: dispatch delay over #router's threshold pauses accepting un
     for (const client of clients) await client[Symbol.asyncDispose]();
   }
 });
+
+const MOVABLE = REFERENCE + `
+broker.ready("tcp://127.0.0.1:0?json", (socket) => (socket, data) => {
+  if (data.name) socket.name = data.name;
+  if (data.spin) {
+    const end = Date.now() + data.spin;
+    while (Date.now() < end) { /* no yield */ }
+  }
+  socket.commit({ worker: stage.worker, moved: socket.moved, name: socket.name ?? null });
+});
+`;
+
+Deno.test("a socket whose worker is stuck moves to another worker with its user fields; onAccept sees socket.moved", async () => {
+  await using fixture = await startFixture({
+    scripts: { "start.ts": MOVABLE },
+    config: { "#flow": { slice_ms: 50, hard_limit_ms: 5000 } },
+  });
+  const port = fixture.port("json");
+  const clients: FrameClient[] = [];
+  try {
+    // Find two sockets homed on the same worker.
+    const byWorker = new Map<number, FrameClient[]>();
+    let pair: FrameClient[] | undefined;
+    while (pair === undefined) {
+      const client = await FrameClient.connect(port, "json");
+      clients.push(client);
+      await client.send({ name: `client${clients.length}` });
+      const { worker } = await client.next<{ worker: number }>();
+      const same = [...byWorker.get(worker) ?? [], client];
+      byWorker.set(worker, same);
+      if (same.length === 2) pair = same;
+    }
+    const [mover, spinner] = pair as [FrameClient, FrameClient];
+    const home = await (async () => {
+      await mover.send({});
+      return await mover.next<{ worker: number; moved: boolean; name: string }>();
+    })();
+    assert.equal(home.moved, false);
+    await spinner.send({ spin: 1500 });
+    await new Promise((resolve) => setTimeout(resolve, 200)); // past the slice
+    const started = performance.now();
+    await mover.send({});
+    const moved = await mover.next<{ worker: number; moved: boolean; name: string }>(5000);
+    const waited = performance.now() - started;
+    assert.notEqual(moved.worker, home.worker);
+    assert.equal(moved.moved, true);
+    assert.equal(moved.name, home.name, "the user field did not move with the socket");
+    assert.ok(waited < 1000, `the moved socket waited ${Math.round(waited)} ms`);
+    // The spinning socket's own frame still completes on its worker (it was not killed).
+    const spun = await spinner.next<{ worker: number }>(5000);
+    assert.equal(spun.worker, home.worker);
+    assert.equal(fixture.stage().watchdog.terminations, 0);
+  } finally {
+    for (const client of clients) await client[Symbol.asyncDispose]();
+  }
+});
