@@ -97,7 +97,12 @@ export class FrameError extends Error {
 export class FrameDecoder {
   readonly #maxFrame: number;
   /** Bytes of a header split across chunks. */
-  readonly #header = new Uint8Array(FRAME_HEADER_SIZE);
+  // Made on first use: most connections never see a header split across reads,
+  // and with many idle connections every small allocation counts.
+  #headerStore: Uint8Array | undefined;
+  get #header(): Uint8Array {
+    return this.#headerStore ??= new Uint8Array(FRAME_HEADER_SIZE);
+  }
   #headerLength = 0;
   /** Buffer of the incomplete frame (header included) once its length is known. */
   #frame: Uint8Array | undefined;
