@@ -28,7 +28,7 @@ import {
   UNCLAIMED_SLOT,
   type WorkerControl,
 } from "../pool/wire.ts";
-import type { Clock } from "../time/mod.ts";
+import { type Clock, oncePerTask } from "../time/mod.ts";
 import { lookupChain, packValues } from "../message/mod.ts";
 import type { Bus } from "./local_bus.ts";
 import type { OnceRegistry } from "./once_registry.ts";
@@ -111,6 +111,15 @@ const recordNames: Record<number, string> = {
   [ToWorker.Signal]: "message",
 };
 
+const float64 = new Float64Array(1);
+const float64Bytes = new Uint8Array(float64.buffer);
+
+/** The little-endian float64 at the start of `bytes`, without allocating. */
+function readFloat64(bytes: Uint8Array): number {
+  for (let i = 0; i < 8; i++) float64Bytes[i] = bytes[i]!;
+  return float64[0]!;
+}
+
 /** What a stuck worker is doing, for logs. */
 function describeStall(snapshot: ControlSnapshot): string {
   if (!snapshot.running) {
@@ -165,7 +174,7 @@ export class ScriptStage {
       send: (worker, word, a, b, body) => pool.send(worker, word, a, b, body),
       claims: (worker) => pool.claims(worker),
     }, {
-      now: () => options.clock.wallNow(),
+      now: oncePerTask(() => options.clock.wallNow()),
       finished: (record, worker, delayMs, cpuMs) => {
         if (record.tag === ToWorker.Frame) {
           this.#broker.frameDone(record.a);
@@ -394,9 +403,7 @@ export class ScriptStage {
 
   #record(worker: number, tag: number, a: number, b: number, body: Uint8Array): void {
     if (tag === ToMain.Done) {
-      const startedAt = body.length >= 8
-        ? new DataView(body.buffer, body.byteOffset, 8).getFloat64(0, true)
-        : this.#options.clock.wallNow();
+      const startedAt = body.length >= 8 ? readFloat64(body) : this.#options.clock.wallNow();
       this.#scheduler.done(worker, a, b, startedAt);
       return;
     }

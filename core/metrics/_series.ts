@@ -69,6 +69,12 @@ export class SeriesSet<C> {
   #create: () => C;
   #unlabelled: C | undefined;
   #cells = new Map<string, { labels: Labels; cell: C }>();
+  /**
+   * Cells by the identity of the labels object a caller passed: hot paths that
+   * reuse one labels object skip building the key. Label objects must not be
+   * changed once used.
+   */
+  #byObject = new WeakMap<Labels, C>();
 
   /** Throws a TypeError for an invalid metric name or label names. */
   constructor(name: string, labelNames: readonly string[], create: () => C, reserved?: string) {
@@ -86,14 +92,20 @@ export class SeriesSet<C> {
       if (unlabelled !== undefined) return unlabelled;
       throw this.#wrong(labels);
     }
+    const known = this.#byObject.get(labels);
+    if (known !== undefined) return known;
     const key = this.#key(labels);
     if (unlabelled !== undefined) return unlabelled;
     const found = this.#cells.get(key);
-    if (found !== undefined) return found.cell;
+    if (found !== undefined) {
+      this.#byObject.set(labels, found.cell);
+      return found.cell;
+    }
     const copy: Labels = {};
     for (const label of this.labelNames) copy[label] = labels[label] as string;
     const cell = this.#create();
     this.#cells.set(key, { labels: Object.freeze(copy), cell });
+    this.#byObject.set(labels, cell);
     return cell;
   }
 
@@ -111,6 +123,7 @@ export class SeriesSet<C> {
   delete(labels: Labels | undefined): boolean {
     if (this.#unlabelled !== undefined) throw new TypeError(`Metric "${this.name}" has no labels`);
     if (labels === undefined) throw this.#wrong(labels);
+    this.#byObject = new WeakMap(); // forget identities that may point at the deleted cell
     return this.#cells.delete(this.#key(labels));
   }
 

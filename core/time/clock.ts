@@ -48,3 +48,28 @@ export const systemClock: Clock = {
     return { cancel: () => clearInterval(id) };
   },
 };
+
+/**
+ * A clock reading taken once per task: every call in one turn of the event loop
+ * (all the frames of one read, all the records of one drain) returns the same
+ * value. For per-message timestamps on hot paths, where reading the clock per
+ * message costs more than the work it stamps.
+ *
+ * @example
+ * ```ts
+ * import { oncePerTask, systemClock } from "./clock.ts";
+ * const now = oncePerTask(() => systemClock.wallNow());
+ * if (now() !== now()) throw new Error("one task, one reading");
+ * ```
+ */
+export function oncePerTask(read: () => number): () => number {
+  let stamp: number | undefined;
+  const clear = () => stamp = undefined;
+  return () => {
+    if (stamp === undefined) {
+      stamp = read();
+      queueMicrotask(clear);
+    }
+    return stamp;
+  };
+}

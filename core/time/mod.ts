@@ -3,4 +3,4 @@
  *
  * @module
  */
-export { type Clock, systemClock, type TimerHandle } from "./clock.ts";
+export { type Clock, oncePerTask, systemClock, type TimerHandle } from "./clock.ts";
