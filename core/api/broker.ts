@@ -20,7 +20,7 @@ import {
 } from "../pool/wire.ts";
 import type { PlatformPort } from "./platform_port.ts";
 import { decodeFrame } from "./payload_codec.ts";
-import { describeScriptError } from "./script_error.ts";
+import { describeScriptError, here } from "./script_error.ts";
 import { type ReceiveFunction, Socket, type SocketFormat } from "./socket.ts";
 
 /** `onAccept(socket)`: return `false` to refuse, or a receive function. */
@@ -128,7 +128,7 @@ export class Broker {
       format: { codec: address.codec, maxOut: address.maxOut },
       settle,
     });
-    port.post({ type: "listen", url });
+    port.post({ type: "listen", url, ...here() });
     return handle;
   }
 

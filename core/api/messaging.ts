@@ -20,7 +20,7 @@ import {
 } from "../message/mod.ts";
 import { decodeSignalHeader, encodeSignal, type SignalHeader, ToMain } from "../pool/wire.ts";
 import type { PlatformPort } from "./platform_port.ts";
-import { describeScriptError } from "./script_error.ts";
+import { describeScriptError, here } from "./script_error.ts";
 
 /** What `stage.context` says inside a handler. */
 export interface MessageContext {
@@ -149,7 +149,7 @@ export class Messaging {
       return found === undefined ? undefined : [found.fn, found.bound];
     }
     this.registry.register(idOrFn, fn, bound);
-    this.#port.post({ type: "waitfor", id: idOrFn, serial: false });
+    this.#port.post({ type: "waitfor", id: idOrFn, serial: false, ...here() });
     return idOrFn;
   }
 
@@ -159,7 +159,7 @@ export class Messaging {
    */
   waitforSerial(id: string, fn: Handler, ...bound: unknown[]): string {
     this.registry.register(id, fn, bound, true);
-    this.#port.post({ type: "waitfor", id, serial: true });
+    this.#port.post({ type: "waitfor", id, serial: true, ...here() });
     return id;
   }
 

@@ -35,6 +35,17 @@ export function scriptPosition(error: unknown): string | undefined {
   return undefined;
 }
 
+/**
+ * `{ where: "file:///…/start.ts:4:35" }` for the script line calling the API
+ * function that calls this (registrations: `stage.waitfor`, `broker.ready`), or
+ * `{}` when no script frame is on the stack. The main thread names it when a
+ * handler registered there is stuck or lost.
+ */
+export function here(): { where?: string } {
+  const where = scriptPosition(new Error());
+  return where === undefined ? {} : { where };
+}
+
 /** `"TypeError: boom at file:///…/start.ts:4:35"`, for one-line logs. */
 export function describeScriptError(error: unknown): string {
   const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);

@@ -133,6 +133,35 @@ export class FlowMonitor implements StageMonitor, Disposable {
       () => stage.broker.sockets().reduce((sum, socket) => sum + socket.queuedOutBytes, 0),
     );
     this.#registrations.push(metrics.gaugeFn(
+      "stage_socket_refused",
+      "Incoming connections refused at once, by reason (connection limits)",
+      () =>
+        [...stage.broker.refusedByReason].map(([reason, value]) => ({
+          labels: { stage: stage.id, reason },
+          value,
+        })),
+    ));
+    this.#registrations.push(metrics.gaugeFn(
+      "stage_socket_bytes",
+      "Bytes read from and written to sockets",
+      () => {
+        const totals = stage.broker.byteTotals();
+        return [
+          { labels: { stage: stage.id, direction: "in" }, value: totals.in },
+          { labels: { stage: stage.id, direction: "out" }, value: totals.out },
+        ];
+      },
+    ));
+    this.#registrations.push(metrics.gaugeFn(
+      "stage_worker_yields",
+      "Cooperative yields (stage.yield, stage.slice, async API calls) by each worker since it started",
+      () =>
+        Array.from({ length: stage.pool.size }, (_, worker) => ({
+          labels: { stage: stage.id, worker: String(worker) },
+          value: stage.pool.control(worker)?.snapshot().yields ?? 0,
+        })),
+    ));
+    this.#registrations.push(metrics.gaugeFn(
       "stage_socket_closed",
       "Sockets closed, by reason",
       () =>
@@ -157,13 +186,8 @@ export class FlowMonitor implements StageMonitor, Disposable {
     this.#yields.inc({ stage });
   }
 
-  workerLost(stage: string, worker: number, reason: string): void {
-    this.#restarts.inc({ stage });
-    this.#log.error("Worker {worker} of stage {stage} is replaced: {reason}", {
-      worker,
-      stage,
-      reason,
-    });
+  workerLost(stage: string): void {
+    this.#restarts.inc({ stage }); // the pool logs why
   }
 
   recordLost(stage: string): void {

@@ -142,6 +142,8 @@ export class ScriptStage {
   #stopped = false;
   /** Named waitfor ids reported by the workers → whether they are serial. */
   #waitfors = new Map<string, boolean>();
+  /** Script positions of waitfor registrations and `broker.ready` calls, for logs. */
+  #where = new Map<string, string>();
 
   constructor(options: ScriptStageOptions) {
     this.id = options.stageId;
@@ -203,7 +205,13 @@ export class ScriptStage {
       },
       recovered: (worker) => this.#scheduler.workerRecovered(worker),
       terminate: (worker, ms, snapshot) => {
-        const reason = `${describeStall(snapshot)} for ${
+        const record = snapshot.running
+          ? this.#scheduler.dispatchedRecord(worker, snapshot.ticket)
+          : undefined;
+        const what = record === undefined
+          ? describeStall(snapshot)
+          : `${this.#describe(record)} ran`;
+        const reason = `${what} for ${
           Math.round(ms)
         } ms without yielding, past the hard limit of ${this.#watchdog.hardLimitMs} ms`;
         pool.terminate(worker, reason);
@@ -363,26 +371,43 @@ export class ScriptStage {
     this.#options.log.info("Stage {stage} stopped", { stage: this.id });
   }
 
+  /**
+   * Names a record's handler for logs, with the script position of its
+   * registration when known: `the handler of message "spin" (waitfor at
+   * file:///…/calc.ts:5:7)`.
+   */
+  #describe(record: ScheduledRecord): string {
+    if (record.tag === ToWorker.Signal) {
+      const { header } = decodeSignalHeader(record.body);
+      if (header.submit !== undefined) return `the stage.submit function (key ${header.submit})`;
+      const id = lookupChain(header.message).find((candidate) => this.#waitfors.has(candidate));
+      const where = id === undefined ? undefined : this.#where.get(`waitfor:${id}`);
+      return `the handler of message "${header.message}"${
+        where === undefined ? "" : ` (waitfor at ${where})`
+      }`;
+    }
+    const what = recordNames[record.tag] ?? `record ${record.tag}`;
+    const url = this.#broker.urlOf(record.a);
+    const where = url === undefined ? undefined : this.#where.get(`listen:${url}`);
+    return `the ${what} handler of socket ${record.a}${
+      where === undefined ? "" : ` (broker.ready at ${where})`
+    }`;
+  }
+
   /** A started record died with its worker: its sender learns, nothing else is lost. */
   #lost(record: ScheduledRecord, worker: number): void {
     this.#options.monitor?.recordLost(this.id, worker, record.tag);
-    const what = recordNames[record.tag] ?? `record ${record.tag}`;
     if (record.tag === ToWorker.Frame) {
       this.#broker.frameDone(record.a);
       this.#options.pending?.remove();
     }
-    if (record.tag !== ToWorker.Signal) {
-      this.#options.log.error(
-        "The {what} handler for socket {id} of stage {stage} was lost with worker {worker}",
-        { what, id: record.a, stage: this.id, worker },
-      );
-      return;
-    }
+    this.#options.log.error("Stage {stage} worker {worker} was lost while running {what}", {
+      stage: this.id,
+      worker,
+      what: this.#describe(record),
+    });
+    if (record.tag !== ToWorker.Signal) return;
     const { header } = decodeSignalHeader(record.body);
-    this.#options.log.error(
-      "The handler of message {message} (from {from}) of stage {stage} was lost with worker {worker}",
-      { message: header.message, from: header.from.stage, stage: this.id, worker },
-    );
     const reply = header.reply;
     if (reply === undefined || header.error) return;
     const errorHeader: SignalHeader = {
@@ -425,6 +450,7 @@ export class ScriptStage {
   #control(worker: number, message: WorkerControl): void {
     switch (message.type) {
       case "listen":
+        if (message.where !== undefined) this.#where.set(`listen:${message.url}`, message.where);
         this.#broker.listen(worker, message.url);
         return;
       case "server-expire":
@@ -448,9 +474,11 @@ export class ScriptStage {
         return;
       case "waitfor":
         this.#waitfors.set(message.id, message.serial);
+        if (message.where !== undefined) this.#where.set(`waitfor:${message.id}`, message.where);
         return;
       case "unwaitfor":
         this.#waitfors.delete(message.id);
+        this.#where.delete(`waitfor:${message.id}`);
         return;
       case "ready":
       case "failed":

@@ -130,6 +130,8 @@ export class BrokerService {
   #accepting: Set<Promise<void>> | undefined;
   #closedByReason = new Map<string, number>();
   #acceptPause: PromiseWithResolvers<void> | undefined;
+  #closedBytesIn = 0;
+  #closedBytesOut = 0;
   #refusedByReason = new Map<RefusalReason, number>();
   #failedListens: { url: string; error: unknown }[] = [];
   #quota: ConnectionQuota;
@@ -174,6 +176,22 @@ export class BrokerService {
    */
   get refusedByReason(): ReadonlyMap<RefusalReason, number> {
     return this.#refusedByReason;
+  }
+
+  /** The listen (or join) URL of open socket `id`. */
+  urlOf(id: number): string | undefined {
+    return this.#connections.get(id)?.url;
+  }
+
+  /** Bytes read and written so far, every socket (open or closed) included. */
+  byteTotals(): { in: number; out: number } {
+    let bytesIn = this.#closedBytesIn;
+    let bytesOut = this.#closedBytesOut;
+    for (const connection of this.#connections.values()) {
+      bytesIn += connection.bytesIn;
+      bytesOut += connection.bytesOut;
+    }
+    return { in: bytesIn, out: bytesOut };
   }
 
   /** Sizes of the per-socket tables, to check that closed sockets leave nothing behind. */
@@ -491,6 +509,8 @@ export class BrokerService {
     const id = connection.id;
     this.#connections.delete(id);
     this.#dirty.delete(connection);
+    this.#closedBytesIn += connection.bytesIn;
+    this.#closedBytesOut += connection.bytesOut;
     const ip = this.#inboundIp.get(id);
     if (ip !== undefined) {
       this.#inboundIp.delete(id);

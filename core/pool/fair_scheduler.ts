@@ -212,6 +212,12 @@ export class FairScheduler {
       : Math.max(0, this.#hooks.now() - Math.max(oldest, state.lastDone));
   }
 
+  /** The record dispatched to `worker` under claim `ticket` (slot | generation << 8). */
+  dispatchedRecord(worker: number, ticket: number): ScheduledRecord | undefined {
+    const entry = this.#workers[worker]?.dispatched[ticket & 0xff];
+    return entry !== undefined && entry.generation === ticket >>> 8 ? entry : undefined;
+  }
+
   /** Whether `worker` takes new work (started, not stuck). */
   available(worker: number): boolean {
     return this.#workers[worker]?.available ?? false;

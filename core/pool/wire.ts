@@ -241,12 +241,13 @@ export type MainControl =
 export type WorkerControl =
   | { type: "ready"; idle: boolean }
   | { type: "failed"; error: ErrorRecord }
-  | { type: "listen"; url: string }
+  /** `where`: the script position of the `broker.ready` call (for logs). */
+  | { type: "listen"; url: string; where?: string }
   | { type: "server-expire"; url: string; ms: number }
   | { type: "server-stop"; url: string }
   | { type: "join"; url: string; requestId: number }
   | { type: "once"; name: string; requestId: number }
   | { type: "once-forget"; name: string }
   /** A named waitfor was registered (`serial`: its messages run one at a time) or removed. */
-  | { type: "waitfor"; id: string; serial: boolean }
+  | { type: "waitfor"; id: string; serial: boolean; where?: string }
   | { type: "unwaitfor"; id: string };

@@ -236,7 +236,7 @@ export class WorkerPool {
 
   #replace(slot: Slot, reason: string): void {
     if (this.#closed || this.#slots[slot.index] !== slot) return;
-    this.#options.logger.error("Worker {index} of stage {stage} died ({reason}); replacing it", {
+    this.#options.logger.error("Worker {index} of stage {stage} is replaced: {reason}", {
       index: slot.index,
       stage: this.#options.stageId,
       reason,

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { FrameClient } from "../_helpers/frame_client.ts";
 import { REFERENCE, startFixture } from "../_helpers/stage_fixture.ts";
+import { renderPrometheus } from "../../core/metrics/mod.ts";
 
 /** A client-facing stage that asks the `calc` stage (two workers) for everything. */
 const FRONT = REFERENCE + `
@@ -331,4 +332,78 @@ Deno.test("a socket whose worker is stuck moves to another worker with its user 
   } finally {
     for (const client of clients) await client[Symbol.asyncDispose]();
   }
+});
+
+Deno.test("the process's metrics registry counts dispatch delay, bytes, sockets and closes, and renders as Prometheus text", async () => {
+  await using fixture = await startFixture({ scripts: { "start.ts": ECHO } });
+  const port = fixture.port("json");
+  await using client = await FrameClient.connect(port, "json");
+  for (let i = 0; i < 20; i++) {
+    await client.send({ i });
+    assert.deepEqual(await client.next(), { i });
+  }
+  const snapshot = fixture.running.metrics.snapshot();
+  const family = (name: string) => {
+    const found = snapshot.find((candidate) => candidate.name === name);
+    assert.ok(found !== undefined, `no metric ${name}`);
+    return found;
+  };
+  const delay = family("stage_dispatch_delay_seconds");
+  assert.ok(delay.type === "histogram" && delay.samples[0]!.count >= 20);
+  const bytes = family("stage_socket_bytes");
+  assert.ok(bytes.type !== "histogram");
+  const bytesIn = bytes.samples.find((sample) => sample.labels.direction === "in")!.value;
+  assert.ok(bytesIn >= 20 * 10, `bytes in: ${bytesIn}`);
+  const open = family("stage_sockets_open");
+  assert.equal(open.type !== "histogram" && open.samples[0]!.value, 1);
+  for (
+    const name of [
+      "stage_queue_depth",
+      "stage_queue_oldest_seconds",
+      "stage_in_flight",
+      "stage_worker_busy_seconds_total",
+      "stage_overloaded",
+      "stage_worker_yields",
+    ]
+  ) family(name);
+  const text = renderPrometheus(snapshot, { process: "0" });
+  assert.match(text, /# TYPE stage_dispatch_delay_seconds histogram/);
+  assert.match(
+    text,
+    /stage_dispatch_delay_seconds_bucket\{process="0",stage="start",le="\+Inf"\} \d+/,
+  );
+});
+
+Deno.test("connect/disconnect churn through real workers leaves no socket, flow or per-IP entry behind", async () => {
+  await using fixture = await startFixture({ scripts: { "start.ts": ECHO } });
+  const port = fixture.port("json");
+  const stage = fixture.stage();
+  const cycles = 2000;
+  let done = 0;
+  await Promise.all(Array.from({ length: 20 }, async () => {
+    while (done < cycles) {
+      done++;
+      const client = await FrameClient.connect(port, "json");
+      if (done % 2 === 0) {
+        await client.send({ done });
+        await client.next();
+      }
+      await client[Symbol.asyncDispose]();
+    }
+  }));
+  const deadline = Date.now() + 5000;
+  while (
+    (stage.broker.socketCount > 0 || stage.scheduler.flowCount > 0 ||
+      stage.scheduler.inFlightTotal > 0) && Date.now() < deadline
+  ) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(stage.broker.socketCount, 0);
+  assert.deepEqual(stage.broker.registrySizes(), {
+    connections: 0,
+    dirty: 0,
+    inbound: 0,
+    perIp: 0,
+  });
+  assert.equal(stage.scheduler.flowCount, 0, "flows left behind in the scheduler");
+  assert.equal(stage.scheduler.queued, 0);
+  assert.equal(stage.broker.closedByReason.get("peer"), cycles);
 });
