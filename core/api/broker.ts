@@ -266,7 +266,12 @@ export class Broker {
   /** A frame arrived for socket `id`. */
   frame(id: number, frame: Uint8Array): unknown {
     const home = this.#sockets.get(id);
-    if (home === undefined) return undefined;
+    if (home === undefined) {
+      // A frame can only get here for a socket this worker does not hold if the
+      // platform misrouted it: say so rather than drop it silently.
+      this.#log.error("Frame for socket {id}, which this worker does not hold; dropped", { id });
+      return undefined;
+    }
     return this.#deliver(home, decodeFrame(frame, home.format.codec));
   }
 

@@ -64,6 +64,12 @@ export interface FairSchedulerOptions {
   window?: number;
   /** Records of one socket or ordered key dispatched at once (pipelining). */
   flowInFlight?: number;
+  /**
+   * Estimated ms of work dispatched to one worker at once (default 10): cheap
+   * records fill the whole window, expensive ones only a few slots, so work that
+   * becomes ready waits behind little, and a stuck worker holds little.
+   */
+  windowMs?: number;
   /** Milliseconds of measured cost a flow may spend per round. */
   quantumMs?: number;
 }
@@ -76,6 +82,8 @@ interface Entry extends ScheduledRecord {
   seq: number;
   /** Epoch ms it was dispatched (while it is). */
   dispatchedAt: number;
+  /** Its flow's estimated cost when dispatched, ms. */
+  cost: number;
   slot: number;
   generation: number;
 }
@@ -112,11 +120,14 @@ interface WorkerState {
   ownTurn: boolean;
   /** Epoch ms of its last finished record. */
   lastDone: number;
+  /** Estimated ms of the records dispatched and not finished. */
+  costInFlight: number;
 }
 
 const DEFAULT_WINDOW = 255;
 const DEFAULT_FLOW_IN_FLIGHT = 8;
 const DEFAULT_QUANTUM_MS = 1;
+const DEFAULT_WINDOW_MS = 10;
 const INITIAL_COST_MS = 0.02;
 const MIN_COST_MS = 0.005;
 
@@ -127,6 +138,7 @@ export class FairScheduler {
   #window: number;
   #flowCap: number;
   #quantum: number;
+  #windowMs: number;
   #workers: WorkerState[] = [];
   #readyAny = new Deque<Flow>();
   #sockets = new Map<number, Flow>();
@@ -143,6 +155,7 @@ export class FairScheduler {
     this.#window = Math.min(CLAIM_SLOTS, options.window ?? DEFAULT_WINDOW);
     this.#flowCap = options.flowInFlight ?? DEFAULT_FLOW_IN_FLIGHT;
     this.#quantum = options.quantumMs ?? DEFAULT_QUANTUM_MS;
+    this.#windowMs = options.windowMs ?? DEFAULT_WINDOW_MS;
     for (let w = 0; w < port.size; w++) {
       this.#workers.push(this.#freshWorker(false));
       this.#homes.push(0);
@@ -314,7 +327,7 @@ export class FairScheduler {
     this.#collect(flow);
     // Refill in batches (below half the window): each refill costs a wake-up of the
     // worker, and one per record would cost more than the records.
-    if (state.inFlight <= this.#window >> 1) this.#pump(worker);
+    if (this.#halfEmpty(state)) this.#pump(worker);
     if (this.#readyAny.length > 0) this.#pumpAll(true);
   }
 
@@ -397,6 +410,17 @@ export class FairScheduler {
     if (home !== undefined) this.#homes[home]!++;
   }
 
+  /** Whether a worker can take one more record (a record always fits an empty window). */
+  #hasRoom(state: WorkerState): boolean {
+    return state.inFlight < this.#window && state.free.length > 0 &&
+      (state.costInFlight < this.#windowMs || state.inFlight === 0);
+  }
+
+  /** Refill point: at most half the window (in records and in estimated cost) is in use. */
+  #halfEmpty(state: WorkerState): boolean {
+    return state.inFlight <= this.#window >> 1 && state.costInFlight <= this.#windowMs / 2;
+  }
+
   #freshWorker(available: boolean): WorkerState {
     const free: number[] = [];
     for (let slot = CLAIM_SLOTS - 1; slot >= 0; slot--) free.push(slot);
@@ -410,6 +434,7 @@ export class FairScheduler {
       ready: new Deque(),
       ownTurn: true,
       lastDone: 0,
+      costInFlight: 0,
     };
   }
 
@@ -446,6 +471,7 @@ export class FairScheduler {
       slot: -1,
       generation: 0,
       dispatchedAt: 0,
+      cost: 0,
     });
     this.#queued++;
     if (flow.kind === "socket" && flow.inFlight === 0) {
@@ -477,14 +503,14 @@ export class FairScheduler {
   /** Fills every worker's window (`belowHalf`: only windows at most half full). */
   #pumpAll(belowHalf = false): void {
     for (let worker = 0; worker < this.#workers.length; worker++) {
-      if (!belowHalf || this.#workers[worker]!.inFlight <= this.#window >> 1) this.#pump(worker);
+      if (!belowHalf || this.#halfEmpty(this.#workers[worker]!)) this.#pump(worker);
     }
   }
 
   #pump(worker: number): void {
     const state = this.#workers[worker];
     if (state === undefined || !state.available) return;
-    while (state.inFlight < this.#window && state.free.length > 0) {
+    while (this.#hasRoom(state)) {
       const flow = this.#next(worker, state);
       if (flow === undefined) return;
       this.#serve(flow, worker, state);
@@ -512,7 +538,7 @@ export class FairScheduler {
     const cap = this.#cap(flow);
     while (
       flow.deficit > 0 && flow.queue.length > 0 && flow.inFlight < cap &&
-      state.inFlight < this.#window && state.free.length > 0
+      this.#hasRoom(state)
     ) {
       this.#dispatch(flow.queue.shift()!, worker, state);
       flow.deficit -= flow.cost;
@@ -529,6 +555,8 @@ export class FairScheduler {
     entry.dispatchedAt = this.#hooks.now();
     state.dispatched[slot] = entry;
     state.inFlight++;
+    entry.cost = entry.flow.cost;
+    state.costInFlight += entry.cost;
     this.#queued--;
     const flow = entry.flow;
     flow.inFlight++;
@@ -547,6 +575,7 @@ export class FairScheduler {
     state.dispatched[entry.slot] = undefined;
     state.free.push(entry.slot);
     state.inFlight--;
+    state.costInFlight = Math.max(0, state.costInFlight - entry.cost);
     entry.flow.inFlight--;
     this.#port.claims(worker).release(entry.slot);
   }
@@ -598,10 +627,13 @@ export class FairScheduler {
       body,
       queuedAt: this.#hooks.now(),
       flow,
-      seq: this.#seq++,
+      // Ordered before the records it precedes: taken-back records are put back by
+      // sequence number, and the socket's frames must never overtake its Open.
+      seq: (flow.queue.peek()?.seq ?? this.#seq) - 0.5,
       slot: -1,
       generation: 0,
       dispatchedAt: 0,
+      cost: 0,
     });
     this.#queued++;
     this.#markReady(flow);

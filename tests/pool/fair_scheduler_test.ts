@@ -467,3 +467,31 @@ Deno.test("FairScheduler lets an ordered key whose records all finished run on a
   scheduler.workerStuck(0);
   assert.equal(sentAs("c")?.worker, 1, "key 1's next record waits for the stuck worker");
 });
+
+Deno.test("FairScheduler keeps a moved socket's Open ahead of its frames when both are taken back again", () => {
+  const harness = new Harness(2, { window: 8, flowInFlight: 4 });
+  const scheduler = harness.scheduler;
+  scheduler.workerReady(0);
+  scheduler.workerReady(1);
+  scheduler.bindSocket(7, undefined, 0);
+  // Worker 0 runs a long record of another key; socket 7's frame arrives meanwhile.
+  scheduler.enqueueOrdered(99, 7, label("long"));
+  const long = harness.sends.find((sent) => sent.label === "long")!;
+  harness.tables[long.worker]!.claim(long.slot, long.generation);
+  scheduler.workerStuck(long.worker);
+  scheduler.enqueueSocket(7, ToWorker.Frame, 0, label("frame"));
+  // The socket moved to the other worker: Open, then its frame, both unstarted there.
+  const other = long.worker === 0 ? 1 : 0;
+  const toOther = () => harness.sends.filter((sent) => sent.worker === other && sent.a === 7);
+  assert.deepEqual(toOther().map((sent) => sent.tag), [ToWorker.Open, ToWorker.Frame]);
+  // Now that worker is stuck too, before starting either; the first one recovered.
+  scheduler.workerRecovered(long.worker);
+  scheduler.workerStuck(other);
+  const last = harness.sends.filter((sent) => sent.a === 7 && sent.worker === long.worker);
+  const tags = last.map((sent) => sent.tag).filter((tag) => tag !== ToWorker.Forget);
+  assert.deepEqual(tags.slice(-2), [ToWorker.Open, ToWorker.Frame], `got ${tags}`);
+  assert.ok(
+    tags.indexOf(ToWorker.Frame) > tags.indexOf(ToWorker.Open),
+    "a frame overtook its Open",
+  );
+});
