@@ -142,6 +142,8 @@ export class ScriptStage {
   #stopped = false;
   /** Named waitfor ids reported by the workers → whether they are serial. */
   #waitfors = new Map<string, boolean>();
+  #stuckLoggedAt = -Infinity;
+  #stuckUnlogged = 0;
   /** Script positions of waitfor registrations and `broker.ready` calls, for logs. */
   #where = new Map<string, string>();
 
@@ -197,10 +199,22 @@ export class ScriptStage {
         options.monitor?.yieldRequested(this.id, worker);
       },
       stuck: (worker, ms, snapshot) => {
-        options.log.warning(
-          "Worker {worker} of stage {stage} is stuck: {what} for {ms} ms; asking it to yield and sending its work elsewhere",
-          { worker, stage: this.id, what: describeStall(snapshot), ms: Math.round(ms) },
-        );
+        // Busy scripts can do this often: one line per second, with a count.
+        const now = options.clock.now();
+        if (now - this.#stuckLoggedAt >= 1000) {
+          options.log.warning(
+            "Worker {worker} of stage {stage} is stuck: {what} for {ms} ms; asking it to yield and sending its work elsewhere ({more} more times since the last report)",
+            {
+              worker,
+              stage: this.id,
+              what: describeStall(snapshot),
+              ms: Math.round(ms),
+              more: this.#stuckUnlogged,
+            },
+          );
+          this.#stuckLoggedAt = now;
+          this.#stuckUnlogged = 0;
+        } else this.#stuckUnlogged++;
         this.#scheduler.workerStuck(worker);
       },
       recovered: (worker) => this.#scheduler.workerRecovered(worker),

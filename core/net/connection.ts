@@ -279,7 +279,7 @@ export class Connection {
       if (this.#framesIn > 0) {
         const room = Math.min(FRAMES_PER_READ, this.#options.maxPendingFrames - this.#pending);
         const perFrame = Math.ceil(this.#bytesIn / this.#framesIn);
-        budget = Math.max(Math.min(budget, room * perFrame), Math.min(budget, 4096));
+        budget = Math.min(budget, Math.max(perFrame, room * perFrame));
       }
       let count: number | null;
       try {

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { getLogger } from "@logtape/logtape";
 import { Connection, type ConnectionOptions } from "../../core/net/connection.ts";
 import { encodeFrame } from "../../core/net/framing.ts";
+import { FlowGate, PendingBound } from "../../core/net/flow_gate.ts";
 import type { StreamConn } from "../../core/net/transport.ts";
 import { CloseReason, type CloseReasonCode } from "../../core/pool/wire.ts";
 import { ManualClock } from "../_helpers/manual_clock.ts";
@@ -211,4 +212,53 @@ Deno.test("Connection cancels its frame deadline when it closes for another reas
   await settle();
   assert.deepEqual(harness.closed, [{ reason: CloseReason.Peer, detail: "" }]);
   assert.equal(harness.clock.pending, 0);
+});
+
+Deno.test("Connection stops reading while the process's input gate is closed and resumes when it opens", async () => {
+  const gate = new FlowGate(64 * 1024);
+  const harness = open({ gate });
+  await feed(harness, frameOf(10));
+  assert.equal(harness.frames.length, 1);
+  gate.close();
+  await feed(harness, frameOf(10, 2)); // the loop was already waiting in read: this one lands
+  harness.conn.feed(frameOf(10, 3));
+  await settle();
+  assert.equal(harness.frames.length, 2, "read past a closed gate");
+  gate.open();
+  await settle();
+  assert.equal(harness.frames.length, 3);
+  harness.connection.close(CloseReason.Shutdown, "");
+});
+
+Deno.test("Connection reads about 64 frames of a socket per round, however much it sent", async () => {
+  const harness = open();
+  const asked: number[] = [];
+  const read = harness.conn.read.bind(harness.conn);
+  harness.conn.read = (buffer) => {
+    asked.push(buffer.length);
+    return read(buffer);
+  };
+  await feed(harness, frameOf(10)); // learns the frame size (14 bytes)
+  const many = new Uint8Array(500 * 14);
+  for (let i = 0; i < 500; i++) many.set(frameOf(10), i * 14);
+  await feed(harness, many);
+  for (let i = 0; i < 50 && harness.frames.length < 501; i++) await settle();
+  assert.equal(harness.frames.length, 501);
+  // ~64 frames by the running average frame size (partial frames round it up a little).
+  assert.ok(Math.max(...asked.slice(1)) <= 64 * 16, `asked for ${Math.max(...asked)} bytes`);
+  harness.connection.close(CloseReason.Shutdown, "");
+});
+
+Deno.test("PendingBound closes the gate at its bound and opens it below 90 %", () => {
+  const gate = new FlowGate(1024);
+  const bound = new PendingBound(10, gate);
+  for (let i = 0; i < 9; i++) bound.add();
+  assert.equal(gate.isOpen, true);
+  bound.add();
+  assert.equal(gate.isOpen, false);
+  bound.remove();
+  assert.equal(gate.isOpen, false, "no flapping right below the bound");
+  bound.remove();
+  assert.equal(gate.isOpen, true);
+  assert.equal(bound.count, 8);
 });
