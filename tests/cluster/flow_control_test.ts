@@ -172,11 +172,14 @@ Deno.test("a flooding client is throttled at its pending bound while 50 well-beh
     } catch { /* closed at the end */ }
   })();
   const stage = fixture.stage();
+  const rssBefore = Deno.memoryUsage().rss;
+  let maxRss = rssBefore;
   let maxPending = 0;
   const sampler = setInterval(() => {
     for (const socket of stage.broker.sockets()) {
       maxPending = Math.max(maxPending, socket.pendingFrames);
     }
+    maxRss = Math.max(maxRss, Deno.memoryUsage().rss);
   }, 5);
   try {
     const latencies: number[] = [];
@@ -195,6 +198,10 @@ Deno.test("a flooding client is throttled at its pending bound while 50 well-beh
     // One read's worth of frames may land above the bound before reading pauses.
     assert.ok(maxPending <= 64 + 400, `the flooder had ${maxPending} frames pending`);
     assert.ok(stage.scheduler.queued < 5000, `${stage.scheduler.queued} records queued`);
+    // Server and clients share this process: a fixed bound, far below what an
+    // unbounded queue of the flood would take (the naive server grows by GBs).
+    const growthMb = (maxRss - rssBefore) / 2 ** 20;
+    assert.ok(growthMb < 200, `RSS grew ${Math.round(growthMb)} MB during the flood`);
   } finally {
     clearInterval(sampler);
     flooding = false;
