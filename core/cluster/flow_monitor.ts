@@ -20,9 +20,18 @@ import type { ScriptStage, StageMonitor } from "./script_stage.ts";
 
 /** What the overload state acts on. */
 export interface OverloadEffects {
-  /** Overloaded: pause accepting, shrink read budgets, detach from the bus; false: undo. */
+  /** Overloaded: shrink read budgets, detach from the bus; false: undo. */
   apply(overloaded: boolean): void;
+  /** New connections per second to accept (Infinity: all; 0: none). */
+  admit(rate: number): void;
 }
+
+/** Accepts per second when admission reopens during overload. */
+const ADMIT_START = 20;
+/** Growth of the admission rate per evaluation (100 ms) while delays are low. */
+const ADMIT_GROWTH = 1.5;
+/** Above this rate admission is unlimited again. */
+const ADMIT_FULL = 20_000;
 
 /** Options of a {@link FlowMonitor}. */
 export interface FlowMonitorOptions {
@@ -46,6 +55,7 @@ export class FlowMonitor implements StageMonitor, Disposable {
   #registrations: MetricRegistration[] = [];
   #log: Logger;
   #effects: OverloadEffects;
+  #admitRate = Infinity;
   #labels = new Map<string, { stage: { stage: string }; workers: Record<string, string>[] }>();
 
   constructor(options: FlowMonitorOptions) {
@@ -90,6 +100,7 @@ export class FlowMonitor implements StageMonitor, Disposable {
         recoverMs: router.recoverMs,
         clock: options.clock,
         onChange: (state, p95) => this.#changed(state, p95),
+        onEvaluate: (state, _p95, recent) => this.#admission(state, recent, router),
       });
       this.#detector.start();
     }
@@ -194,11 +205,41 @@ export class FlowMonitor implements StageMonitor, Disposable {
     this.#lost.inc({ stage });
   }
 
+  /**
+   * Admission control, every evaluation (100 ms): overloaded, accepting stops
+   * while the latest delays are over the threshold, holds between recover and
+   * threshold, and reopens at a low rate growing 1.5× per step while they are
+   * under recover — so waiting clients come in at the pace they can be served.
+   * Back to normal, the rate keeps growing until it is unlimited.
+   */
+  #admission(
+    state: OverloadState,
+    recentMs: number,
+    router: { thresholdMs: number; recoverMs: number },
+  ) {
+    let rate = this.#admitRate;
+    if (state === "overloaded") {
+      if (recentMs > router.thresholdMs) rate = 0;
+      else if (recentMs <= router.recoverMs) rate = rate === 0 ? ADMIT_START : rate * ADMIT_GROWTH;
+    } else if (rate !== Infinity) {
+      rate = rate === 0 ? ADMIT_START : rate * ADMIT_GROWTH;
+    }
+    if (rate > ADMIT_FULL) rate = Infinity;
+    if (rate === this.#admitRate) return;
+    this.#admitRate = rate;
+    this.#effects.admit(rate);
+  }
+
+  /** New connections per second being accepted now (Infinity: unlimited). */
+  get admissionRate(): number {
+    return this.#admitRate;
+  }
+
   #changed(state: OverloadState, p95Ms: number): void {
     this.#transitions.inc({ state });
     if (state === "overloaded") {
       this.#log.warning(
-        "Process overloaded: dispatch delay p95 {p95} ms is over the threshold; pausing accepts, shrinking read budgets and detaching from routing",
+        "Process overloaded: dispatch delay p95 {p95} ms is over the threshold; pausing accepts (then letting clients in at the pace they are served), shrinking read budgets and detaching from routing",
         { p95: Math.round(p95Ms * 10) / 10 },
       );
     } else {
@@ -210,6 +251,10 @@ export class FlowMonitor implements StageMonitor, Disposable {
       );
     }
     this.#effects.apply(state === "overloaded");
+    if (state === "overloaded" && this.#admitRate !== 0) {
+      this.#admitRate = 0;
+      this.#effects.admit(0);
+    }
   }
 
   [Symbol.dispose](): void {

@@ -24,6 +24,12 @@ export interface OverloadDetectorOptions {
   clock: Clock;
   /** The state changed (called once per transition, from `evaluate()`). */
   onChange?(state: OverloadState, p95Ms: number): void;
+  /**
+   * After every evaluation: the state, the window's p95 and the p95 of the
+   * last completed sub-window alone (0 with fewer than 5 samples) — the fast
+   * signal admission control follows.
+   */
+  onEvaluate?(state: OverloadState, p95Ms: number, recentP95Ms: number): void;
 }
 
 // A log-linear histogram shared by every sub-window: bucket 0 holds delays
@@ -87,6 +93,7 @@ export class OverloadDetector {
   #minSamples: number;
   #clock: Clock;
   #onChange: ((state: OverloadState, p95Ms: number) => void) | undefined;
+  #onEvaluate: OverloadDetectorOptions["onEvaluate"];
   // A ring of sub-windows: the current one, being filled, and the completed
   // ones that make up the window. Totals over the ring make evaluate O(BUCKETS).
   #ring: number;
@@ -98,6 +105,7 @@ export class OverloadDetector {
   #slotNumber: number;
   #state: OverloadState = "normal";
   #p95 = 0;
+  #recentP95 = 0;
   #transitions = 0;
   #since: number;
   #belowSince: number | undefined;
@@ -137,6 +145,7 @@ export class OverloadDetector {
     this.#minSamples = minSamples;
     this.#clock = clock;
     this.#onChange = options.onChange;
+    this.#onEvaluate = options.onEvaluate;
     this.#ring = subWindows + 1;
     this.#counts = new Uint32Array(this.#ring * BUCKETS);
     this.#slotTotals = new Float64Array(this.#ring);
@@ -162,6 +171,7 @@ export class OverloadDetector {
     this.#rotate(Math.floor(now / this.#bucketMs));
     const p95 = this.#percentile(0.95);
     this.#p95 = p95;
+    this.#recentP95 = this.#slotPercentile((this.#current + this.#ring - 1) % this.#ring, 0.95);
     const evidence = this.#total > 0 && this.#total >= this.#minSamples;
     if (this.#state === "normal") {
       if (evidence && p95 > this.#threshold) this.#change("overloaded", now, p95);
@@ -172,6 +182,7 @@ export class OverloadDetector {
       this.#belowSince ??= now;
       if (now - this.#belowSince >= this.#windowMs) this.#change("normal", now, p95);
     }
+    this.#onEvaluate?.(this.#state, p95, this.#recentP95);
     return this.#state;
   }
 
@@ -199,6 +210,11 @@ export class OverloadDetector {
   /** The p95 delay (ms) at the last evaluation; 0 for an empty window. */
   get p95Ms(): number {
     return this.#p95;
+  }
+
+  /** The p95 delay (ms) of the last completed sub-window (0 with fewer than 5 samples). */
+  get recentP95Ms(): number {
+    return this.#recentP95;
   }
 
   /** How many times the state changed. */
@@ -243,6 +259,19 @@ export class OverloadDetector {
     this.#counts.fill(0, base, base + BUCKETS);
     this.#total -= this.#slotTotals[slot]!;
     this.#slotTotals[slot] = 0;
+  }
+
+  #slotPercentile(slot: number, q: number): number {
+    const total = this.#slotTotals[slot]!;
+    if (total < 5) return 0;
+    const rank = Math.ceil(q * total);
+    const base = slot * BUCKETS;
+    let seen = 0;
+    for (let i = 0; i < BUCKETS; i++) {
+      seen += this.#counts[base + i]!;
+      if (seen >= rank) return MIDPOINT_MS[i]!;
+    }
+    return MIDPOINT_MS[LAST]!;
   }
 
   #percentile(q: number): number {

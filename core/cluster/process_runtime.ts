@@ -96,7 +96,9 @@ export async function startProcess(
         gate.readBytes = overloaded
           ? Math.max(1024, config.flow.readBytes >> 4)
           : config.flow.readBytes;
-        for (const stage of stages.values()) stage.broker.setOverloaded(overloaded);
+      },
+      admit(rate) {
+        for (const stage of stages.values()) stage.broker.setAdmissionRate(rate);
       },
     },
   });

@@ -177,6 +177,7 @@ export class ScriptStage {
       size: options.workers,
       send: (worker, word, a, b, body) => pool.send(worker, word, a, b, body),
       claims: (worker) => pool.claims(worker),
+      starts: (worker) => pool.control(worker)?.starts ?? 0,
     }, {
       now: oncePerTask(() => options.clock.wallNow()),
       finished: (record, worker, delayMs, cpuMs) => {
@@ -215,6 +216,7 @@ export class ScriptStage {
           this.#stuckLoggedAt = now;
           this.#stuckUnlogged = 0;
         } else this.#stuckUnlogged++;
+        pool.drainNow(worker); // results of the records it finished before this one
         this.#scheduler.workerStuck(worker);
       },
       recovered: (worker) => this.#scheduler.workerRecovered(worker),

@@ -21,6 +21,7 @@ import type { Clock } from "../time/mod.ts";
 import { WarningLimiter } from "./_warning_limiter.ts";
 import { type BrokerLimits, defaultBrokerLimits } from "./broker_limits.ts";
 import type { FlowGate } from "./flow_gate.ts";
+import { Admission } from "./admission.ts";
 import { Connection, type ConnectionEvents } from "./connection.ts";
 import { ConnectionQuota, type RefusalReason, remoteIp } from "./connection_quota.ts";
 import { type ListenAddress, parseListenAddress } from "./listen_address.ts";
@@ -129,7 +130,7 @@ export class BrokerService {
   /** Accept loops; `undefined` until {@link startAccepting}. */
   #accepting: Set<Promise<void>> | undefined;
   #closedByReason = new Map<string, number>();
-  #acceptPause: PromiseWithResolvers<void> | undefined;
+  #admission: Admission;
   #closedBytesIn = 0;
   #closedBytesOut = 0;
   #refusedByReason = new Map<RefusalReason, number>();
@@ -142,6 +143,7 @@ export class BrokerService {
   constructor(options: BrokerServiceOptions) {
     this.#options = options;
     this.#limits = { ...defaultBrokerLimits, ...options.limits };
+    this.#admission = new Admission(options.clock);
     this.#quota = options.quota ?? new ConnectionQuota(this.#limits);
     this.#warnings = new WarningLimiter(options.clock, WARNING_INTERVAL_MS);
   }
@@ -365,19 +367,17 @@ export class BrokerService {
     this.#dirty.clear();
   }
 
-  /** Overloaded: pause accepting (new connections wait in the backlog); false: resume. */
-  setOverloaded(overloaded: boolean): void {
-    if (overloaded) {
-      this.#acceptPause ??= Promise.withResolvers<void>();
-      return;
-    }
-    this.#acceptPause?.resolve();
-    this.#acceptPause = undefined;
+  /**
+   * How many new connections per second to let in (Infinity: all, 0: none —
+   * they wait in the kernel's backlog). The overload controller sets it.
+   */
+  setAdmissionRate(rate: number): void {
+    this.#admission.setRate(rate);
   }
 
   /** Whether accepting is paused. */
   get acceptPaused(): boolean {
-    return this.#acceptPause !== undefined;
+    return this.#admission.isClosed;
   }
 
   /** A handler finished one of socket `id`'s frames (reading resumes below its bound). */
@@ -419,7 +419,7 @@ export class BrokerService {
    */
   async close(graceMs: number): Promise<void> {
     this.#closing = true;
-    this.setOverloaded(false); // release paused accept loops so they end
+    this.#admission.release(); // paused accept loops must end
     this.stopAccepting();
     this.flush();
     const drained = Promise.all([...this.#connections.values()].map((c) => c.drained()));
@@ -435,8 +435,8 @@ export class BrokerService {
   async #acceptLoop(server: Server): Promise<void> {
     const log = this.#options.log;
     while (!server.stopped) {
-      // Overloaded: leave new connections in the kernel's backlog for now.
-      if (this.#acceptPause !== undefined) await this.#acceptPause.promise;
+      // Overloaded (or ramping up after it): new connections wait in the kernel's backlog.
+      await this.#admission.take();
       if (server.stopped) return;
       let conn: StreamConn | undefined;
       try {
@@ -448,8 +448,8 @@ export class BrokerService {
         continue;
       }
       if (conn === undefined) return;
-      // Accepted just as the process became overloaded: hold it until recovery.
-      if (this.#acceptPause !== undefined) await this.#acceptPause.promise;
+      // Accepted just as the process became overloaded: hold it until admitted.
+      if (this.#admission.rate !== Infinity) await this.#admission.take();
       if (this.#closing || server.stopped) {
         conn.close();
         continue;

@@ -12,8 +12,11 @@
  * @module
  */
 
-/** Slots per worker: the most records a worker can have dispatched at once. */
-export const CLAIM_SLOTS = 255;
+/**
+ * Slots per worker: the most records a worker can have dispatched and not
+ * finished at once — started ones awaiting I/O included, so it is large.
+ */
+export const CLAIM_SLOTS = 4095;
 
 const BYTES = (CLAIM_SLOTS + 1) * 4;
 

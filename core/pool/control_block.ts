@@ -10,7 +10,8 @@ const STATE = 0; // Int32 slot: 0 idle, 1 running
 const YIELD = 1; // Int32 slot: 1 = asked to yield
 const TAG = 2; // Int32 slot: tag of the running record
 const KEY = 3; // Int32 slot: key of the running record (uint32 stored as int32)
-const TICKET = 4; // Int32 slot: claim ticket of the running record (slot | generation << 8)
+const TICKET = 4; // Int32 slot: claim ticket of the running record (slot | generation << 12)
+const STARTS = 5; // Int32 slot: ticketed records started so far (wraps)
 const STARTED = 3; // Float64 slot (byte 24): epoch ms the running record started
 const HANDLED = 4; // Float64 slot (byte 32): records handled so far
 const YIELDS = 5; // Float64 slot (byte 40): cooperative yields so far
@@ -23,7 +24,7 @@ export interface ControlSnapshot {
   running: boolean;
   tag: number;
   key: number;
-  /** Claim ticket of the running record (slot | generation << 8; 0 = none). */
+  /** Claim ticket of the running record (slot | generation << 12; 0 = none). */
   ticket: number;
   /** Epoch milliseconds the running record started (meaningful while running). */
   startedAt: number;
@@ -84,6 +85,16 @@ export class ControlBlock {
     if (now !== undefined) this.#f64[BUSY] = (this.#f64[BUSY] ?? 0) + (now - this.#f64[STARTED]!);
     Atomics.store(this.#i32, STATE, 0);
     Atomics.store(this.#i32, YIELD, 0);
+  }
+
+  /** Worker side: a ticketed record was claimed and starts. */
+  countStart(): void {
+    Atomics.add(this.#i32, STARTS, 1);
+  }
+
+  /** Main side: ticketed records started so far (a wrapping int32 counter). */
+  get starts(): number {
+    return Atomics.load(this.#i32, STARTS);
   }
 
   /** Worker side: the ring loop turned at epoch ms `now` (its event loop is free). */

@@ -20,7 +20,7 @@
  */
 import { CLAIM_SLOTS, type ClaimTable } from "./claim_table.ts";
 import { Deque } from "./deque.ts";
-import { packTicket, ToWorker, UNCLAIMED_SLOT } from "./wire.ts";
+import { MAX_GENERATION, packTicket, ToWorker, UNCLAIMED_SLOT } from "./wire.ts";
 
 /** What the scheduler dispatches into (the worker pool). */
 export interface SchedulerPort {
@@ -29,6 +29,8 @@ export interface SchedulerPort {
   send(worker: number, word: number, a: number, b: number, body?: Uint8Array): void;
   /** The claim table of a worker's current incarnation. */
   claims(worker: number): ClaimTable;
+  /** Ticketed records the worker's current incarnation has started (a wrapping int32). */
+  starts(worker: number): number;
 }
 
 /** A record as the scheduler holds it. */
@@ -60,14 +62,14 @@ export interface FairSchedulerHooks {
 
 /** Tuning of a {@link FairScheduler}. */
 export interface FairSchedulerOptions {
-  /** Records dispatched and not finished per worker (at most {@link CLAIM_SLOTS}). */
+  /** Records dispatched and not started per worker (at most {@link CLAIM_SLOTS}). */
   window?: number;
   /** Records of one socket or ordered key dispatched at once (pipelining). */
   flowInFlight?: number;
   /**
-   * Estimated ms of work dispatched to one worker at once (default 10): cheap
-   * records fill the whole window, expensive ones only a few slots, so work that
-   * becomes ready waits behind little, and a stuck worker holds little.
+   * Estimated ms of unstarted work dispatched to one worker at once (default
+   * 10): cheap records fill the whole window, expensive ones only a few slots,
+   * so work that becomes ready waits behind little.
    */
   windowMs?: number;
   /** Milliseconds of measured cost a flow may spend per round. */
@@ -100,6 +102,8 @@ interface Flow {
   deficit: number;
   /** Estimated cost of one record, ms (moving average of measurements). */
   cost: number;
+  /** Its deficit round robin turn was cut short by a full window. */
+  midTurn: boolean;
   /** The ready queue it waits in (entries elsewhere are stale and skipped). */
   readyIn: Deque<Flow> | undefined;
   /** Socket flows: the socket closed; the flow goes once drained. */
@@ -112,7 +116,11 @@ interface WorkerState {
   available: boolean;
   stuck: boolean;
   inFlight: number;
-  free: number[];
+  /** Free claim slots, oldest freed first (spreads reuse; see MAX_GENERATION). */
+  free: Deque<number>;
+  /** Records dispatched and taken back in this incarnation (with the worker's start count: unstarted). */
+  dispatchedCount: number;
+  revokedCount: number;
   dispatched: (Entry | undefined)[];
   generation: number;
   ready: Deque<Flow>;
@@ -120,8 +128,6 @@ interface WorkerState {
   ownTurn: boolean;
   /** Epoch ms of its last finished record. */
   lastDone: number;
-  /** Estimated ms of the records dispatched and not finished. */
-  costInFlight: number;
 }
 
 const DEFAULT_WINDOW = 255;
@@ -146,6 +152,8 @@ export class FairScheduler {
   #free = new Map<string, Flow>();
   #queued = 0;
   #seq = 0;
+  /** Moving average cost of this stage's records, ms (the estimate for new keys). */
+  #typicalCost = INITIAL_COST_MS;
   /** Sockets homed per worker. */
   #homes: number[] = [];
 
@@ -212,11 +220,17 @@ export class FairScheduler {
     const claims = this.#port.claims(worker);
     const busy = new Set<Flow>();
     for (const entry of state.dispatched) {
-      if (entry !== undefined && claims.started(entry.slot, entry.generation)) busy.add(entry.flow);
+      // Records of a socket or ordered key wait on the worker behind a started one of
+      // the same key; unkeyed ones never wait for each other.
+      if (
+        entry !== undefined && entry.flow.kind !== "free" &&
+        claims.started(entry.slot, entry.generation)
+      ) busy.add(entry.flow);
     }
     let oldest = Infinity;
     for (const entry of state.dispatched) {
       if (entry === undefined || busy.has(entry.flow)) continue;
+      if (claims.started(entry.slot, entry.generation)) continue;
       if (entry.dispatchedAt < oldest) oldest = entry.dispatchedAt;
     }
     // A worker that keeps finishing records is busy, not blocked.
@@ -225,10 +239,10 @@ export class FairScheduler {
       : Math.max(0, this.#hooks.now() - Math.max(oldest, state.lastDone));
   }
 
-  /** The record dispatched to `worker` under claim `ticket` (slot | generation << 8). */
+  /** The record dispatched to `worker` under claim `ticket` (slot | generation << 12). */
   dispatchedRecord(worker: number, ticket: number): ScheduledRecord | undefined {
-    const entry = this.#workers[worker]?.dispatched[ticket & 0xff];
-    return entry !== undefined && entry.generation === ticket >>> 8 ? entry : undefined;
+    const entry = this.#workers[worker]?.dispatched[ticket & 0xfff];
+    return entry !== undefined && entry.generation === ticket >>> 12 ? entry : undefined;
   }
 
   /** Whether `worker` takes new work (started, not stuck). */
@@ -311,14 +325,15 @@ export class FairScheduler {
   /** Worker `worker` finished a ticketed record (a Done record). */
   done(worker: number, ticket: number, cpuMicros: number, startedAt: number): void {
     const state = this.#workers[worker];
-    const slot = ticket & 0xff;
+    const slot = ticket & 0xfff;
     const entry = state?.dispatched[slot];
-    if (state === undefined || entry === undefined || entry.generation !== ticket >>> 8) return;
+    if (state === undefined || entry === undefined || entry.generation !== ticket >>> 12) return;
     this.#undispatch(state, worker, entry);
     state.lastDone = this.#hooks.now();
     const flow = entry.flow;
     const cpuMs = cpuMicros / 1000;
     flow.cost = Math.max(MIN_COST_MS, flow.cost * 0.8 + cpuMs * 0.2);
+    this.#typicalCost = Math.max(MIN_COST_MS, this.#typicalCost * 0.95 + cpuMs * 0.05);
     // Unbound: its next record may run on any worker (a stale entry in this
     // worker's ready queue is skipped).
     if (flow.kind === "ordered" && flow.inFlight === 0) this.#unbind(flow);
@@ -327,7 +342,7 @@ export class FairScheduler {
     this.#collect(flow);
     // Refill in batches (below half the window): each refill costs a wake-up of the
     // worker, and one per record would cost more than the records.
-    if (this.#halfEmpty(state)) this.#pump(worker);
+    if (this.#halfEmpty(state, worker)) this.#pump(worker);
     if (this.#readyAny.length > 0) this.#pumpAll(true);
   }
 
@@ -354,7 +369,10 @@ export class FairScheduler {
     const claims = this.#port.claims(worker);
     const revoked: Entry[] = [];
     for (const entry of state.dispatched) {
-      if (entry !== undefined && claims.revoke(entry.slot, entry.generation)) revoked.push(entry);
+      if (entry !== undefined && claims.revoke(entry.slot, entry.generation)) {
+        revoked.push(entry);
+        state.revokedCount++;
+      }
     }
     this.#requeue(state, worker, revoked);
     this.#rehome(worker, false);
@@ -411,19 +429,36 @@ export class FairScheduler {
   }
 
   /** Whether a worker can take one more record (a record always fits an empty window). */
-  #hasRoom(state: WorkerState): boolean {
-    return state.inFlight < this.#window && state.free.length > 0 &&
-      (state.costInFlight < this.#windowMs || state.inFlight === 0);
+  /**
+   * Records dispatched to `worker` that it has not started. Started records
+   * awaiting I/O do not count: they hold a claim slot but no CPU, and the
+   * replies they wait for must still get through.
+   */
+  #unstarted(state: WorkerState, worker: number): number {
+    return (state.dispatchedCount - state.revokedCount - this.#port.starts(worker)) | 0;
+  }
+
+  /**
+   * How many unstarted records a worker may hold: about `windowMs` of work at
+   * this stage's typical cost, at most `window` — cheap records fill it, expensive
+   * ones only a few slots, so work that becomes ready waits behind little.
+   */
+  #windowSize(): number {
+    return Math.max(1, Math.min(this.#window, Math.floor(this.#windowMs / this.#typicalCost)));
+  }
+
+  #hasRoom(state: WorkerState, worker: number): boolean {
+    return state.free.length > 0 && this.#unstarted(state, worker) < this.#windowSize();
   }
 
   /** Refill point: at most half the window (in records and in estimated cost) is in use. */
-  #halfEmpty(state: WorkerState): boolean {
-    return state.inFlight <= this.#window >> 1 && state.costInFlight <= this.#windowMs / 2;
+  #halfEmpty(state: WorkerState, worker: number): boolean {
+    return this.#unstarted(state, worker) <= this.#windowSize() >> 1;
   }
 
   #freshWorker(available: boolean): WorkerState {
-    const free: number[] = [];
-    for (let slot = CLAIM_SLOTS - 1; slot >= 0; slot--) free.push(slot);
+    const free = new Deque<number>();
+    for (let slot = 0; slot < CLAIM_SLOTS; slot++) free.push(slot);
     return {
       available,
       stuck: false,
@@ -434,7 +469,8 @@ export class FairScheduler {
       ready: new Deque(),
       ownTurn: true,
       lastDone: 0,
-      costInFlight: 0,
+      dispatchedCount: 0,
+      revokedCount: 0,
     };
   }
 
@@ -449,8 +485,10 @@ export class FairScheduler {
         queue: new Deque(),
         inFlight: 0,
         deficit: 0,
-        cost: INITIAL_COST_MS,
+        // A new key is expected to cost what records of this stage typically cost.
+        cost: this.#typicalCost,
         readyIn: undefined,
+        midTurn: false,
         closing: false,
         eligible: undefined,
       };
@@ -503,14 +541,14 @@ export class FairScheduler {
   /** Fills every worker's window (`belowHalf`: only windows at most half full). */
   #pumpAll(belowHalf = false): void {
     for (let worker = 0; worker < this.#workers.length; worker++) {
-      if (!belowHalf || this.#halfEmpty(this.#workers[worker]!)) this.#pump(worker);
+      if (!belowHalf || this.#halfEmpty(this.#workers[worker]!, worker)) this.#pump(worker);
     }
   }
 
   #pump(worker: number): void {
     const state = this.#workers[worker];
     if (state === undefined || !state.available) return;
-    while (this.#hasRoom(state)) {
+    while (this.#hasRoom(state, worker)) {
       const flow = this.#next(worker, state);
       if (flow === undefined) return;
       this.#serve(flow, worker, state);
@@ -534,29 +572,44 @@ export class FairScheduler {
 
   /** Deficit round robin: a flow spends up to its quantum of measured cost per turn. */
   #serve(flow: Flow, worker: number, state: WorkerState): void {
-    flow.deficit = Math.min(flow.deficit + this.#quantum, this.#quantum);
+    // A turn cut short by a full window goes on at the next refill, quantum unchanged.
+    if (!flow.midTurn) flow.deficit = Math.min(flow.deficit + this.#quantum, this.#quantum);
+    flow.midTurn = false;
     const cap = this.#cap(flow);
     while (
       flow.deficit > 0 && flow.queue.length > 0 && flow.inFlight < cap &&
-      this.#hasRoom(state)
+      this.#hasRoom(state, worker)
     ) {
       this.#dispatch(flow.queue.shift()!, worker, state);
       flow.deficit -= flow.cost;
     }
     if (flow.queue.length === 0) flow.deficit = 0;
+    if (
+      flow.deficit > 0 && flow.queue.length > 0 && flow.inFlight < cap &&
+      flow.readyIn === undefined && (flow.affinity === undefined || flow.affinity === worker)
+    ) {
+      flow.midTurn = true;
+      const queue = flow.affinity === undefined ? this.#readyAny : state.ready;
+      flow.readyIn = queue;
+      queue.unshift(flow);
+      // The other queue had its turn while this one waited: serve this one first.
+      state.ownTurn = queue === state.ready;
+      return;
+    }
     this.#markReady(flow);
   }
 
   #dispatch(entry: Entry, worker: number, state: WorkerState): void {
-    const slot = state.free.pop()!;
-    state.generation = state.generation >= 0x7fff ? 1 : state.generation + 1;
+    const slot = state.free.shift()!;
+    state.dispatchedCount++;
+    state.generation = state.generation >= MAX_GENERATION ? 1 : state.generation + 1;
     entry.slot = slot;
     entry.generation = state.generation;
     entry.dispatchedAt = this.#hooks.now();
     state.dispatched[slot] = entry;
     state.inFlight++;
     entry.cost = entry.flow.cost;
-    state.costInFlight += entry.cost;
+
     this.#queued--;
     const flow = entry.flow;
     flow.inFlight++;
@@ -575,7 +628,7 @@ export class FairScheduler {
     state.dispatched[entry.slot] = undefined;
     state.free.push(entry.slot);
     state.inFlight--;
-    state.costInFlight = Math.max(0, state.costInFlight - entry.cost);
+
     entry.flow.inFlight--;
     this.#port.claims(worker).release(entry.slot);
   }

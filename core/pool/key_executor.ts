@@ -9,7 +9,7 @@
  */
 import type { ClaimTable } from "./claim_table.ts";
 import type { ControlBlock } from "./control_block.ts";
-import { UNCLAIMED_SLOT } from "./wire.ts";
+import { ticketOf, UNCLAIMED_SLOT } from "./wire.ts";
 
 /** Handles one record; a returned promise holds the record's key until it settles. */
 export type RecordHandler = (
@@ -32,7 +32,7 @@ interface Pending {
 export interface KeyExecutorHooks {
   /**
    * A ticketed record finished (returned, threw, or its promise settled):
-   * `ticket` = slot | generation << 8, `cpuMicros` = time its handler ran
+   * `ticket` = slot | generation << 12, `cpuMicros` = time its handler ran
    * synchronously, `startedAt` = epoch ms it started.
    */
   done(ticket: number, cpuMicros: number, startedAt: number): void;
@@ -121,7 +121,8 @@ export class KeyExecutor {
   ): void {
     const ticketed = slot !== UNCLAIMED_SLOT;
     if (ticketed && !this.#claims.claim(slot, generation)) return; // taken back: runs elsewhere
-    const ticket = ticketed ? (slot | generation << 8) >>> 0 : 0;
+    const ticket = ticketed ? ticketOf(slot, generation) : 0;
+    if (ticketed) this.#control.countStart();
     let result: void | Promise<unknown>;
     const startedAt = this.#hooks.now();
     this.#control.begin(tag, key, startedAt, ticket);

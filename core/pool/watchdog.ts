@@ -44,6 +44,9 @@ export interface WatchdogOptions {
 
 interface Watch {
   stuck: boolean;
+  /** Records the worker had finished at the last check, and when that count last moved. */
+  handled: number;
+  progressAt: number;
   /** Epoch ms from which the worker's event loop was seen blocked (0 = not). */
   blockedSince: number;
   /** Start time of the running record that was asked to yield (0 = none). */
@@ -129,13 +132,22 @@ export class Watchdog {
    * (ms): records wait unstarted and its ring loop has not turned since.
    */
   #blockedMs(worker: number, watch: Watch, snapshot: ControlSnapshot, now: number): number {
+    // A worker that finishes records is working, however long its loop runs.
+    if (snapshot.handled !== watch.handled) {
+      watch.handled = snapshot.handled;
+      watch.progressAt = now;
+      watch.blockedSince = 0;
+    }
     if (watch.blockedSince !== 0) {
       if (snapshot.loopAt <= watch.blockedSince) return now - watch.blockedSince;
       watch.blockedSince = 0; // the loop turned
     }
     if (snapshot.running) return 0;
     const waitingMs = this.#target.waitingMs?.(worker) ?? 0;
-    if (waitingMs < this.sliceMs || now - snapshot.loopAt < this.sliceMs) return 0;
+    if (
+      waitingMs < this.sliceMs || now - snapshot.loopAt < this.sliceMs ||
+      now - watch.progressAt < this.sliceMs
+    ) return 0;
     watch.blockedSince = Math.max(snapshot.loopAt, now - waitingMs);
     // Its queued records go elsewhere now; this one tells us when the loop is free.
     this.#target.ping?.(worker);
@@ -181,5 +193,12 @@ export class Watchdog {
 }
 
 function freshWatch(): Watch {
-  return { stuck: false, blockedSince: 0, askedFor: 0, terminated: false };
+  return {
+    stuck: false,
+    handled: 0,
+    progressAt: 0,
+    blockedSince: 0,
+    askedFor: 0,
+    terminated: false,
+  };
 }

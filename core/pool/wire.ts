@@ -38,22 +38,30 @@ export const ToWorker = {
 
 /**
  * The tag word of a ring record to a worker: the tag in the low 8 bits, and the
- * record's claim ticket above it (slot in bits 8–15, generation 1..32767 in bits
- * 16–30; the ring reserves bit 31).
+ * record's claim ticket above it (slot in bits 8–19, generation 1..2047 in bits
+ * 20–30; the ring reserves bit 31).
  * The worker claims a ticketed record in the pool's claim table before running it,
  * so the main thread can take back records a stuck worker has not started
  * ({@link UNCLAIMED_SLOT}: a record that needs no claim and sends no Done).
  */
 export function packTicket(tag: number, slot: number, generation: number): number {
-  return ((tag & 0xff) | (slot & 0xff) << 8 | (generation & 0x7fff) << 16) >>> 0;
+  return ((tag & 0xff) | (slot & 0xfff) << 8 | (generation & 0x7ff) << 20) >>> 0;
 }
 
 /** The claim slot of a record that is not claimed (control records). */
-export const UNCLAIMED_SLOT = 0xff;
+export const UNCLAIMED_SLOT = 0xfff;
+
+/** Largest claim generation (they count 1..MAX_GENERATION and wrap). */
+export const MAX_GENERATION = 0x7ff;
+
+/** A claim ticket as carried by Done records and control blocks: slot | generation << 12. */
+export function ticketOf(slot: number, generation: number): number {
+  return (slot | generation << 12) >>> 0;
+}
 
 /** Splits a tag word made by {@link packTicket}. */
 export function unpackTicket(word: number): { tag: number; slot: number; generation: number } {
-  return { tag: word & 0xff, slot: (word >>> 8) & 0xff, generation: (word >>> 16) & 0x7fff };
+  return { tag: word & 0xff, slot: (word >>> 8) & 0xfff, generation: (word >>> 20) & 0x7ff };
 }
 
 /** Ring record tags from a worker to the main thread. */
@@ -63,7 +71,7 @@ export const ToMain = {
   /** Close a socket after its queued frames are written: a = socket id. */
   Close: 2,
   /**
-   * A ticketed record finished: a = its ticket (slot | generation << 8), b = CPU
+   * A ticketed record finished: a = its ticket ({@link ticketOf}), b = CPU
    * microseconds its handler ran synchronously; body = float64 epoch ms it started.
    */
   Done: 3,

@@ -114,6 +114,20 @@ export class WorkerPool {
     return this.#slots[worker]?.claims ?? (this.#detached ??= ClaimTable.create());
   }
 
+  /**
+   * Reads what a worker has already written to its outbound ring, without
+   * waiting for its doorbell: a worker stuck in a long record rings only after
+   * it, so the results of the records it finished before would wait as long.
+   */
+  drainNow(worker: number): void {
+    const slot = this.#slots[worker];
+    if (slot === undefined || slot.abort.signal.aborted) return;
+    const count = slot.receiver.drain((tag, a, b, body) =>
+      this.#options.onRecord(slot.index, tag, a, b, body)
+    );
+    if (count > 0) this.#options.onTurnEnd(slot.index);
+  }
+
   /** Terminates a worker (stuck past the hard limit) and starts a replacement. */
   terminate(worker: number, reason: string): void {
     const slot = this.#slots[worker];
@@ -241,6 +255,8 @@ export class WorkerPool {
       stage: this.#options.stageId,
       reason,
     });
+    // What it finished before it died is not lost: read it first.
+    this.drainNow(slot.index);
     this.#stop(slot);
     this.#options.onWorkerLost(slot.index, reason);
     this.#spawn(slot.index).then(

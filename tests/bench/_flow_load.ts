@@ -64,9 +64,20 @@ export function closeAll(conns: Iterable<Deno.TcpConn>): void {
 }
 
 /** Writes all of `bytes`. */
-async function writeAll(conn: Deno.TcpConn, bytes: Uint8Array): Promise<void> {
+export async function writeAll(conn: Deno.TcpConn, bytes: Uint8Array): Promise<void> {
   let written = 0;
   while (written < bytes.length) written += await conn.write(bytes.subarray(written));
+}
+
+/** Fills `buffer` from `conn`; false when the peer closed first. */
+export async function readExactly(conn: Deno.TcpConn, buffer: Uint8Array): Promise<boolean> {
+  let got = 0;
+  while (got < buffer.length) {
+    const n = await conn.read(buffer.subarray(got));
+    if (n === null) return false;
+    got += n;
+  }
+  return true;
 }
 
 /**

@@ -8,19 +8,25 @@
  * that a writer drains as fast as the client reads. No input bound, no output bound,
  * no connection limit, no time slice: the server Stage is compared with.
  *
- * Usage: `deno run -A tests/bench/_naive_server.ts <port>`. Prints `listening on
- * 127.0.0.1:<port>` once bound; exits 0 on SIGTERM or SIGINT.
+ * Usage: `deno run -A tests/bench/_naive_server.ts <port> [--greet]`. With `--greet`
+ * (the `overload` scenario) every accepted connection first gets the greeting frame
+ * ({@linkcode GREETING_PAYLOAD}). Prints `listening on 127.0.0.1:<port>` once bound;
+ * exits 0 on SIGTERM or SIGINT.
  *
  * @module
  */
-import { encodeFrame, flowHandler, FrameReader } from "./_flow_protocol.ts";
+import { encodeFrame, flowHandler, FrameReader, GREETING_PAYLOAD } from "./_flow_protocol.ts";
 
 /** Bytes read per `read` call (a common default of naive servers). */
 const READ_BUFFER_BYTES = 16 * 1024;
 
 const port = Number(Deno.args[0]);
-if (!Number.isInteger(port) || port < 0 || port > 65535) {
-  console.error(`usage: _naive_server.ts <port> (got ${JSON.stringify(Deno.args[0])})`);
+const greet = Deno.args[1] === "--greet";
+if (
+  !Number.isInteger(port) || port < 0 || port > 65535 ||
+  Deno.args.length > (greet ? 2 : 1)
+) {
+  console.error(`usage: _naive_server.ts <port> [--greet] (got ${JSON.stringify(Deno.args)})`);
   Deno.exit(2);
 }
 
@@ -87,6 +93,7 @@ async function serve(conn: Deno.TcpConn): Promise<void> {
   connections.add(conn);
   conn.setNoDelay(true);
   const output = new OutputQueue(conn);
+  if (greet) output.push(encodeFrame(GREETING_PAYLOAD));
   const reader = new FrameReader();
   const buffer = new Uint8Array(READ_BUFFER_BYTES);
   try {

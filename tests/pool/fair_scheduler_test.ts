@@ -10,7 +10,22 @@ import {
   type FairSchedulerOptions,
   type ScheduledRecord,
 } from "../../core/pool/fair_scheduler.ts";
-import { ToWorker, UNCLAIMED_SLOT, unpackTicket } from "../../core/pool/wire.ts";
+import { ticketOf, ToWorker, UNCLAIMED_SLOT, unpackTicket } from "../../core/pool/wire.ts";
+
+/** A claim table that counts successful claims: the worker's start count. */
+class CountingClaims extends ClaimTable {
+  claimed = 0;
+
+  static make(): CountingClaims {
+    return new CountingClaims(ClaimTable.create().buffer);
+  }
+
+  override claim(slot: number, generation: number): boolean {
+    const claimed = super.claim(slot, generation);
+    if (claimed) this.claimed++;
+    return claimed;
+  }
+}
 
 interface Sent {
   worker: number;
@@ -29,7 +44,7 @@ const label = (text: string): Uint8Array => encoder.encode(text);
 class Harness {
   t = 1_000;
   readonly sends: Sent[] = [];
-  readonly tables: ClaimTable[] = [];
+  readonly tables: CountingClaims[] = [];
   readonly finished: { record: ScheduledRecord; worker: number; delayMs: number; cpuMs: number }[] =
     [];
   readonly reopened: number[] = [];
@@ -40,7 +55,7 @@ class Harness {
 
   constructor(size: number, options: FairSchedulerOptions = {}) {
     for (let w = 0; w < size; w++) {
-      this.tables.push(ClaimTable.create());
+      this.tables.push(CountingClaims.make());
       this.outstanding.push([]);
     }
     this.scheduler = new FairScheduler(
@@ -61,6 +76,7 @@ class Harness {
           if (slot !== UNCLAIMED_SLOT) this.outstanding[worker]!.push(sent);
         },
         claims: (worker) => this.tables[worker]!,
+        starts: (worker) => this.tables[worker]!.claimed,
       },
       {
         now: () => this.t,
@@ -91,7 +107,7 @@ class Harness {
   }
 
   finish(sent: Sent, cpuMicros = 20, startedAt = this.t): void {
-    this.scheduler.done(sent.worker, sent.slot | sent.generation << 8, cpuMicros, startedAt);
+    this.scheduler.done(sent.worker, ticketOf(sent.slot, sent.generation), cpuMicros, startedAt);
   }
 
   /** The worker runs its oldest dispatched record; returns it (undefined: nothing to run). */
@@ -333,7 +349,7 @@ Deno.test("FairScheduler.workerLost reports started records and re-dispatches th
 
   const before = h.sends.length;
   h.scheduler.workerLost(0);
-  h.tables[0] = ClaimTable.create(); // the replacement's table
+  h.tables[0] = CountingClaims.make(); // the replacement's table
 
   assert.deepEqual(
     h.lost.map((l) => [l.worker, decoder.decode(l.record.body)]),
@@ -454,7 +470,7 @@ Deno.test("FairScheduler lets an ordered key whose records all finished run on a
   const sentAs = (text: string) => harness.sends.find((sent) => sent.label === text);
   const run = (sent: Sent) => {
     harness.tables[sent.worker]!.claim(sent.slot, sent.generation);
-    scheduler.done(sent.worker, sent.slot | sent.generation << 8, 10, harness.t);
+    scheduler.done(sent.worker, ticketOf(sent.slot, sent.generation), 10, harness.t);
   };
   scheduler.workerReady(0);
   for (let i = 0; i < 6; i++) scheduler.enqueueFree("p", 7, 0, 0, label(`p${i}`), 0);
@@ -494,4 +510,26 @@ Deno.test("FairScheduler keeps a moved socket's Open ahead of its frames when bo
     tags.indexOf(ToWorker.Frame) > tags.indexOf(ToWorker.Open),
     "a frame overtook its Open",
   );
+});
+
+Deno.test("FairScheduler.waitingMs counts unkeyed records waiting behind a started one of the same sender", () => {
+  const harness = new Harness(1, { window: 8 });
+  const scheduler = harness.scheduler;
+  scheduler.workerReady(0);
+  scheduler.enqueueFree("sender", ToWorker.Signal, 0, 0, label("async, started"));
+  scheduler.enqueueFree("sender", ToWorker.Signal, 0, 0, label("waiting"));
+  const [first] = harness.sends;
+  harness.tables[0]!.claim(first!.slot, first!.generation);
+  harness.t += 300;
+  assert.equal(scheduler.waitingMs(0), 300, "an unkeyed record is not blocked by its sender's");
+  // A socket's frame behind its own started frame is not a stall.
+  scheduler.bindSocket(3, undefined, 0);
+  scheduler.enqueueSocket(3, ToWorker.Frame, 0, label("f1"));
+  scheduler.enqueueSocket(3, ToWorker.Frame, 0, label("f2"));
+  const f1 = harness.sends.find((sent) => sent.label === "f1")!;
+  harness.tables[0]!.claim(f1.slot, f1.generation);
+  const second = harness.sends.find((sent) => sent.label === "waiting")!;
+  harness.tables[0]!.claim(second.slot, second.generation);
+  harness.t += 100;
+  assert.equal(scheduler.waitingMs(0), 0);
 });
