@@ -419,3 +419,28 @@ Deno.test("connect/disconnect churn through real workers leaves no socket, flow 
   assert.equal(stage.scheduler.queued, 0);
   assert.equal(stage.broker.closedByReason.get("peer"), cycles);
 });
+
+Deno.test("hundreds of handlers awaiting I/O on one worker do not block the replies they wait for", async () => {
+  const slowCalc = REFERENCE + `
+stage.waitfor("echo", async (value) => {
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  return value;
+});
+`;
+  await using fixture = await startFixture({
+    scripts: { "start.ts": FRONT, "calc.ts": slowCalc },
+    config: TWO_STAGES,
+    workers: 1,
+  });
+  const port = fixture.port("json");
+  const clients = await Promise.all(
+    Array.from({ length: 400 }, () => FrameClient.connect(port, "json")),
+  );
+  try {
+    await Promise.all(clients.map((client, c) => client.send({ id: c, op: "echo", arg: c })));
+    const replies = await Promise.all(clients.map((client) => client.next<Reply>(15_000)));
+    replies.forEach((reply, c) => assert.deepEqual(reply, { id: c, value: c }));
+  } finally {
+    for (const client of clients) await client[Symbol.asyncDispose]();
+  }
+});
