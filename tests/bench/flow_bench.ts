@@ -14,7 +14,8 @@
  * "baseline":{…},"ratio":…,"goal":…,"goal_met":…}`):
  * - `fairness`: 50 clients' p50/p99 without and with a flooder; factor with/without.
  * - `preemption`: other clients' latency while one frame spins a worker for 2 s.
- * - `overload`: 3× capacity of a 2 ms handler for 30 s; RSS growth, admitted p99.
+ * - `overload`: a login stampede — sessions (greeting, then 10 requests of 2 ms) arriving at 3×
+ *   the server's capacity for 30 s; RSS growth, admitted sessions/s, admitted request p99.
  * - `c10k`: bytes per idle connection and throughput at 1k/5k/10k connections.
  *
  * Options: `--quick` (short windows), `--scenario=NAME[,NAME]`, `--workers N` (Stage
