@@ -21,6 +21,7 @@ import {
   encodeSignal,
   packTicket,
   type ProcessInfo,
+  recordNames,
   type ScriptSettings,
   type SignalHeader,
   ToMain,
@@ -99,17 +100,6 @@ export interface ScriptStageOptions {
 export class StageStartError extends Error {
   override name = "StageStartError";
 }
-
-/** Names of records, for logs. */
-const recordNames: Record<number, string> = {
-  [ToWorker.Open]: "accept",
-  [ToWorker.Frame]: "receive",
-  [ToWorker.Closed]: "close",
-  [ToWorker.Inject]: "signal",
-  [ToWorker.Idle]: "idle",
-  [ToWorker.JoinFailed]: "join",
-  [ToWorker.Signal]: "message",
-};
 
 const float64 = new Float64Array(1);
 const float64Bytes = new Uint8Array(float64.buffer);

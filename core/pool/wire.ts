@@ -36,6 +36,17 @@ export const ToWorker = {
   Forget: 8,
 } as const;
 
+/** What each record to a worker runs, by tag: for logs and error messages. */
+export const recordNames: Readonly<Record<number, string>> = {
+  [ToWorker.Open]: "accept",
+  [ToWorker.Frame]: "receive",
+  [ToWorker.Closed]: "close",
+  [ToWorker.Inject]: "signal",
+  [ToWorker.Idle]: "idle",
+  [ToWorker.JoinFailed]: "join",
+  [ToWorker.Signal]: "message",
+};
+
 /**
  * The tag word of a ring record to a worker: the tag in the low 8 bits, and the
  * record's claim ticket above it (slot in bits 8–19, generation 1..2047 in bits

@@ -19,17 +19,14 @@ import { ClaimTable } from "./claim_table.ts";
 import { ControlBlock } from "./control_block.ts";
 import { KeyExecutor } from "./key_executor.ts";
 import { MacrotaskYield } from "./macrotask_yield.ts";
-import { type MainControl, ToMain, ToWorker, type WorkerControl, type WorkerInit } from "./wire.ts";
-
-/** What each inbound record runs, for error messages. */
-const recordNames: Record<number, string> = {
-  [ToWorker.Open]: "accept",
-  [ToWorker.Frame]: "receive",
-  [ToWorker.Closed]: "close",
-  [ToWorker.Inject]: "signal",
-  [ToWorker.Idle]: "idle",
-  [ToWorker.JoinFailed]: "join",
-};
+import {
+  type MainControl,
+  recordNames,
+  ToMain,
+  ToWorker,
+  type WorkerControl,
+  type WorkerInit,
+} from "./wire.ts";
 
 /** Longest stretch the ring loop runs before letting timers and I/O in. */
 const YIELD_EVERY_MS = 2;

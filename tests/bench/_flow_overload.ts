@@ -44,14 +44,13 @@ import {
   type ScenarioResult,
   succeeded,
 } from "./_flow_options.ts";
-import { freePort, ServerProcess, stageConfig, withServer } from "./_flow_process.ts";
+import { type ServerProcess, startNaive, startStage, withServer } from "./_flow_process.ts";
 import {
   HEADER_BYTES,
   isGreeting,
   PAYLOAD_BYTES,
   requestFrames,
   sentAt,
-  stageScript,
 } from "./_flow_protocol.ts";
 
 const COST_US = 2000;
@@ -72,7 +71,6 @@ const GOAL_RSS_MB = 50;
 const GOAL_P99_MS = 2 * THRESHOLD_MS;
 const FRAME_BYTES = HEADER_BYTES + PAYLOAD_BYTES;
 const MB = 2 ** 20;
-const REPO_ROOT = new URL("../../", import.meta.url);
 
 /** How a session ended. `stopped`: still in progress when the window closed. */
 type SessionEnd =
@@ -369,77 +367,6 @@ async function measure(
   }
 }
 
-/**
- * Stage with the greeting variant of the flow script (`startStage` of
- * `_flow_process.ts` runs the plain one, which every other scenario needs).
- */
-async function startGreetingStage(workers: number): Promise<ServerProcess> {
-  const reference = new URL("core/api/globals.d.ts", REPO_ROOT).pathname;
-  const dir = await Deno.makeTempDir({ prefix: "stage-flow-bench-" });
-  await Deno.mkdir(`${dir}/scripts`);
-  await Deno.writeTextFile(
-    `${dir}/scripts/start.ts`,
-    stageScript(reference, { greeting: true }),
-  );
-  const config = `${dir}/stage.json`;
-  await Deno.writeTextFile(
-    config,
-    // Every session comes from 127.0.0.1: lift the per-IP bound (the defence is for real crowds).
-    JSON.stringify(
-      stageConfig({ workers, router: [THRESHOLD_MS], flow: { max_per_ip: 100_000 } }),
-      null,
-      2,
-    ),
-  );
-  const port = freePort();
-  const server = new ServerProcess(
-    "stage server",
-    port,
-    [
-      "run",
-      "-A",
-      "--unstable-worker-options",
-      "--unstable-net",
-      new URL("main.ts", REPO_ROOT).pathname,
-      "run",
-      "--config",
-      config,
-      "--",
-      String(port),
-    ],
-    { STAGE_LOG_FORMAT: "json", STAGE_LOG_LEVEL: "info" },
-    {},
-    () => Deno.remove(dir, { recursive: true }),
-  );
-  try {
-    await server.ready("listening on");
-    await server.ready("Stage running");
-  } catch (error) {
-    await server.stop();
-    throw error;
-  }
-  return server;
-}
-
-/** The naive baseline with `--greet`. */
-async function startGreetingNaive(): Promise<ServerProcess> {
-  const port = freePort();
-  const server = new ServerProcess(
-    "naive server",
-    port,
-    ["run", "-A", new URL("./_naive_server.ts", import.meta.url).pathname, String(port), "--greet"],
-    {},
-    {},
-  );
-  try {
-    await server.ready("listening on");
-  } catch (error) {
-    await server.stop();
-    throw error;
-  }
-  return server;
-}
-
 /** Runs the scenario on Stage (`#router: [50]`) and on the naive baseline. */
 export async function overload(options: FlowOptions): Promise<ScenarioResult> {
   const seconds = options.quick ? 8 : 30;
@@ -449,12 +376,19 @@ export async function overload(options: FlowOptions): Promise<ScenarioResult> {
     "overload",
     () =>
       withServer(
-        () => startGreetingStage(options.workers),
+        () =>
+          startStage({
+            workers: options.workers,
+            router: [THRESHOLD_MS],
+            // Every session comes from 127.0.0.1: lift the per-IP bound (it is for real crowds).
+            flow: { max_per_ip: 100_000 },
+            greeting: true,
+          }),
         (server) => measure(server, seconds, calibrationSessions),
       ),
     () =>
       withServer(
-        () => startGreetingNaive(),
+        () => startNaive({}, true),
         (server) => measure(server, seconds, calibrationSessions),
       ),
   );

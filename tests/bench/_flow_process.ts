@@ -171,6 +171,8 @@ export interface StageSettings {
   maxPending?: number;
   router?: [number] | [number, number];
   flow?: Record<string, number>;
+  /** Run the script variant that sends a greeting frame on accept. */
+  greeting?: boolean;
 }
 
 /** The stage.json of a scenario. `#flow` appears only when the scenario sets it. */
@@ -196,7 +198,10 @@ export async function startStage(
   // and run while core/ is being changed underneath it.
   const dir = await Deno.makeTempDir({ prefix: "stage-flow-bench-" });
   await Deno.mkdir(`${dir}/scripts`);
-  await Deno.writeTextFile(`${dir}/scripts/start.ts`, stageScript(reference));
+  await Deno.writeTextFile(
+    `${dir}/scripts/start.ts`,
+    stageScript(reference, { greeting: settings.greeting === true }),
+  );
   const config = `${dir}/stage.json`;
   await Deno.writeTextFile(config, JSON.stringify(stageConfig(settings), null, 2));
   const port = freePort();
@@ -231,13 +236,16 @@ export async function startStage(
   return server;
 }
 
-/** Starts the naive baseline server on a free port. */
-export async function startNaive(options: ServerOptions = {}): Promise<ServerProcess> {
+/** Starts the naive baseline server on a free port (`greeting`: it greets every connection). */
+export async function startNaive(
+  options: ServerOptions = {},
+  greeting = false,
+): Promise<ServerProcess> {
   const port = freePort();
   const server = new ServerProcess(
     "naive server",
     port,
-    ["run", "-A", NAIVE_SERVER.pathname, String(port)],
+    ["run", "-A", NAIVE_SERVER.pathname, String(port), ...(greeting ? ["--greet"] : [])],
     {},
     options,
   );
