@@ -168,6 +168,7 @@ export class ScriptStage {
       send: (worker, word, a, b, body) => pool.send(worker, word, a, b, body),
       claims: (worker) => pool.claims(worker),
       starts: (worker) => pool.control(worker)?.starts ?? 0,
+      blocked: (worker) => pool.control(worker)?.blocked ?? 0,
     }, {
       now: oncePerTask(() => options.clock.wallNow()),
       finished: (record, worker, delayMs, cpuMs) => {

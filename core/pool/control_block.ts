@@ -17,7 +17,8 @@ const HANDLED = 4; // Float64 slot (byte 32): records handled so far
 const YIELDS = 5; // Float64 slot (byte 40): cooperative yields so far
 const BUSY = 6; // Float64 slot (byte 48): ms spent running records so far
 const LOOP = 7; // Float64 slot (byte 56): epoch ms the worker's ring loop last turned
-const BYTES = 64;
+const BLOCKED = 16; // Int32 slot (byte 64): records queued behind a busy key in the worker
+const BYTES = 72;
 
 /** What a control block says about its worker at one instant. */
 export interface ControlSnapshot {
@@ -66,7 +67,7 @@ export class ControlBlock {
       throw new RangeError(`Control block of ${buffer.byteLength} bytes is smaller than ${BYTES}`);
     }
     this.buffer = buffer;
-    this.#i32 = new Int32Array(buffer, 0, 6);
+    this.#i32 = new Int32Array(buffer, 0, BYTES / 4);
     this.#f64 = new Float64Array(buffer, 0, BYTES / 8);
   }
 
@@ -90,6 +91,16 @@ export class ControlBlock {
   /** Worker side: a ticketed record was claimed and starts. */
   countStart(): void {
     Atomics.add(this.#i32, STARTS, 1);
+  }
+
+  /** Worker side: `delta` more (or fewer) records wait behind a busy key. */
+  countBlocked(delta: number): void {
+    Atomics.add(this.#i32, BLOCKED, delta);
+  }
+
+  /** Main side: records the worker holds behind a busy key (they cannot start yet). */
+  get blocked(): number {
+    return Math.max(0, Atomics.load(this.#i32, BLOCKED));
   }
 
   /** Main side: ticketed records started so far (a wrapping int32 counter). */

@@ -31,6 +31,8 @@ export interface SchedulerPort {
   claims(worker: number): ClaimTable;
   /** Ticketed records the worker's current incarnation has started (a wrapping int32). */
   starts(worker: number): number;
+  /** Records the worker holds behind a busy key (they cannot start yet). */
+  blocked?(worker: number): number;
 }
 
 /** A record as the scheduler holds it. */
@@ -332,6 +334,10 @@ export class FairScheduler {
     state.lastDone = this.#hooks.now();
     const flow = entry.flow;
     const cpuMs = cpuMicros / 1000;
+    // Deficit round robin charges what a record really cost: the estimate charged
+    // at dispatch is settled now (an expensive record's estimate must not hold back
+    // the cheap ones after it).
+    if (flow.queue.length > 0 || flow.inFlight > 0) flow.deficit += entry.cost - cpuMs;
     flow.cost = Math.max(MIN_COST_MS, flow.cost * 0.8 + cpuMs * 0.2);
     this.#typicalCost = Math.max(MIN_COST_MS, this.#typicalCost * 0.95 + cpuMs * 0.05);
     // Unbound: its next record may run on any worker (a stale entry in this
@@ -435,7 +441,9 @@ export class FairScheduler {
    * replies they wait for must still get through.
    */
   #unstarted(state: WorkerState, worker: number): number {
-    return (state.dispatchedCount - state.revokedCount - this.#port.starts(worker)) | 0;
+    const unstarted = (state.dispatchedCount - state.revokedCount - this.#port.starts(worker)) | 0;
+    // Records queued behind their own busy key wait for I/O, not for the CPU.
+    return Math.max(0, unstarted - (this.#port.blocked?.(worker) ?? 0));
   }
 
   /**
@@ -581,7 +589,7 @@ export class FairScheduler {
       this.#hasRoom(state, worker)
     ) {
       this.#dispatch(flow.queue.shift()!, worker, state);
-      flow.deficit -= flow.cost;
+      flow.deficit -= flow.cost; // provisional: settled with the measured cost at Done
     }
     if (flow.queue.length === 0) flow.deficit = 0;
     if (

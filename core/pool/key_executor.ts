@@ -104,6 +104,7 @@ export class KeyExecutor {
       const waiting = this.#busy.get(key);
       if (waiting !== undefined) {
         waiting.push({ tag, a, b, body, slot, generation });
+        if (slot !== UNCLAIMED_SLOT) this.#control.countBlocked(1);
         return;
       }
     }
@@ -169,6 +170,7 @@ export class KeyExecutor {
         this.#busy.get(key)!.push(...waiting.slice(i));
         return;
       }
+      if (next.slot !== UNCLAIMED_SLOT) this.#control.countBlocked(-1);
       this.#run(key, next.tag, next.a, next.b, next.body, next.slot, next.generation);
     }
   }
