@@ -18,119 +18,28 @@
  *
  * @module
  */
-import { CLAIM_SLOTS, type ClaimTable } from "./claim_table.ts";
+import type {
+  Entry,
+  FairSchedulerHooks,
+  FairSchedulerOptions,
+  Flow,
+  FlowKind,
+  ScheduledRecord,
+  SchedulerPort,
+  WorkerState,
+} from "./_scheduler_types.ts";
+import { join } from "./_body_slab.ts";
+import { CLAIM_SLOTS } from "./claim_table.ts";
 import { Deque } from "./deque.ts";
 import { MAX_GENERATION, packTicket, ToWorker, UNCLAIMED_SLOT } from "./wire.ts";
 
-/** What the scheduler dispatches into (the worker pool). */
-export interface SchedulerPort {
-  readonly size: number;
-  /** Sends a ring record to a worker (`word` = tag with its claim ticket). */
-  send(worker: number, word: number, a: number, b: number, body?: Uint8Array): void;
-  /** The claim table of a worker's current incarnation. */
-  claims(worker: number): ClaimTable;
-  /** Ticketed records the worker's current incarnation has started (a wrapping int32). */
-  starts(worker: number): number;
-  /** Records the worker holds behind a busy key (they cannot start yet). */
-  blocked?(worker: number): number;
-}
-
-/** A record as the scheduler holds it. */
-export interface ScheduledRecord {
-  readonly tag: number;
-  readonly a: number;
-  readonly b: number;
-  readonly body: Uint8Array;
-  /** Epoch ms it was queued. */
-  readonly queuedAt: number;
-  /** The flow's kind and key, for reports. */
-  readonly flow: { readonly kind: FlowKind; readonly key: number | string };
-}
-
-/** Callbacks of a {@link FairScheduler}. */
-export interface FairSchedulerHooks {
-  /** Epoch milliseconds (the clock workers stamp their start times with). */
-  now(): number;
-  /** A record finished on `worker`: queued → started delay and synchronous CPU time. */
-  finished(record: ScheduledRecord, worker: number, delayMs: number, cpuMs: number): void;
-  /**
-   * Socket `id` moves to another worker: the body of its `Open` record there, or
-   * `undefined` when it cannot move (then it waits for its home).
-   */
-  reopen(id: number): Uint8Array | undefined;
-  /** A started record was lost with its worker (terminated or crashed). */
-  lost(record: ScheduledRecord, worker: number): void;
-}
-
-/** Tuning of a {@link FairScheduler}. */
-export interface FairSchedulerOptions {
-  /** Records dispatched and not started per worker (at most {@link CLAIM_SLOTS}). */
-  window?: number;
-  /** Records of one socket or ordered key dispatched at once (pipelining). */
-  flowInFlight?: number;
-  /**
-   * Estimated ms of unstarted work dispatched to one worker at once (default
-   * 10): cheap records fill the whole window, expensive ones only a few slots,
-   * so work that becomes ready waits behind little.
-   */
-  windowMs?: number;
-  /** Milliseconds of measured cost a flow may spend per round. */
-  quantumMs?: number;
-}
-
-/** The kinds of flow; see the module documentation. */
-export type FlowKind = "socket" | "ordered" | "free";
-
-interface Entry extends ScheduledRecord {
-  flow: Flow;
-  seq: number;
-  /** Epoch ms it was dispatched (while it is). */
-  dispatchedAt: number;
-  /** Its flow's estimated cost when dispatched, ms. */
-  cost: number;
-  slot: number;
-  generation: number;
-}
-
-interface Flow {
-  kind: FlowKind;
-  key: number | string;
-  /** Where its records must run (socket home, bound ordered key, pinned free flow). */
-  affinity: number | undefined;
-  /** Free flow pinned to one worker. */
-  pinned: boolean;
-  queue: Deque<Entry>;
-  inFlight: number;
-  deficit: number;
-  /** Estimated cost of one record, ms (moving average of measurements). */
-  cost: number;
-  /** Its deficit round robin turn was cut short by a full window. */
-  midTurn: boolean;
-  /** The ready queue it waits in (entries elsewhere are stale and skipped). */
-  readyIn: Deque<Flow> | undefined;
-  /** Socket flows: the socket closed; the flow goes once drained. */
-  closing: boolean;
-  /** Socket flows: workers that may be its home. */
-  eligible: ((worker: number) => boolean) | undefined;
-}
-
-interface WorkerState {
-  available: boolean;
-  stuck: boolean;
-  inFlight: number;
-  /** Free claim slots, oldest freed first (spreads reuse; see MAX_GENERATION). */
-  free: Deque<number>;
-  /** Records dispatched and taken back in this incarnation (with the worker's start count: unstarted). */
-  dispatchedCount: number;
-  revokedCount: number;
-  dispatched: (Entry | undefined)[];
-  generation: number;
-  ready: Deque<Flow>;
-  /** Alternates between the worker's own flows and unbound ones. */
-  ownTurn: boolean;
-  /** Epoch ms of its last finished record. */
-  lastDone: number;
-}
+export type {
+  FairSchedulerHooks,
+  FairSchedulerOptions,
+  FlowKind,
+  ScheduledRecord,
+  SchedulerPort,
+} from "./_scheduler_types.ts";
 
 const DEFAULT_WINDOW = 255;
 const DEFAULT_FLOW_IN_FLIGHT = 8;
@@ -734,33 +643,3 @@ export class FairScheduler {
     else this.#free.delete(flow.key as string);
   }
 }
-
-// Small queued bodies are carved from shared slabs (a view costs far less than
-// an ArrayBuffer each). A slab lives while any of its records waits, so slabs are
-// small: at worst a long-waiting record pins 8 KiB.
-const SLAB_BYTES = 8192;
-const POOLED_MAX = 1024;
-let slab = new Uint8Array(SLAB_BYTES);
-let slabUsed = 0;
-
-/** A copy the scheduler may keep of `body` followed by `body2`. */
-function join(body?: Uint8Array, body2?: Uint8Array): Uint8Array {
-  const first = body ?? EMPTY;
-  const second = body2 ?? EMPTY;
-  const length = first.length + second.length;
-  let copy: Uint8Array;
-  if (length > POOLED_MAX) copy = new Uint8Array(length);
-  else {
-    if (slabUsed + length > SLAB_BYTES) {
-      slab = new Uint8Array(SLAB_BYTES);
-      slabUsed = 0;
-    }
-    copy = slab.subarray(slabUsed, slabUsed + length);
-    slabUsed += (length + 7) & ~7;
-  }
-  copy.set(first);
-  if (second.length > 0) copy.set(second, first.length);
-  return copy;
-}
-
-const EMPTY = new Uint8Array(0);
