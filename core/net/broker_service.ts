@@ -10,7 +10,6 @@ import { toErrorRecord } from "../message/mod.ts";
 import {
   CloseReason,
   type CloseReasonCode,
-  closeReasonNames,
   type MainControl,
   type SocketOpenInfo,
   SocketOption,
@@ -18,12 +17,12 @@ import {
   ToWorker,
 } from "../pool/wire.ts";
 import type { Clock } from "../time/mod.ts";
-import { WarningLimiter } from "./_warning_limiter.ts";
+import { SocketLedger } from "./_socket_ledger.ts";
 import { type BrokerLimits, defaultBrokerLimits } from "./broker_limits.ts";
 import type { FlowGate } from "./flow_gate.ts";
 import { Admission } from "./admission.ts";
 import { Connection, type ConnectionEvents } from "./connection.ts";
-import { ConnectionQuota, type RefusalReason, remoteIp } from "./connection_quota.ts";
+import { ConnectionQuota, type RefusalReason } from "./connection_quota.ts";
 import { type ListenAddress, parseListenAddress } from "./listen_address.ts";
 import type { StreamConn, StreamListener, Transport } from "./transport.ts";
 
@@ -102,9 +101,6 @@ export interface BrokerServiceOptions {
   gate?: FlowGate;
 }
 
-/** Least time between two warnings of one kind about refused or deadline-closed sockets. */
-const WARNING_INTERVAL_MS = 1000;
-
 interface Server {
   url: string;
   address: ListenAddress;
@@ -129,23 +125,19 @@ export class BrokerService {
   #closing = false;
   /** Accept loops; `undefined` until {@link startAccepting}. */
   #accepting: Set<Promise<void>> | undefined;
-  #closedByReason = new Map<string, number>();
   #admission: Admission;
-  #closedBytesIn = 0;
-  #closedBytesOut = 0;
-  #refusedByReason = new Map<RefusalReason, number>();
+  #ledger: SocketLedger;
   #failedListens: { url: string; error: unknown }[] = [];
-  #quota: ConnectionQuota;
-  /** Accepted sockets → the remote IP their quota slot is counted under. */
-  #inboundIp = new Map<number, string>();
-  #warnings: WarningLimiter;
 
   constructor(options: BrokerServiceOptions) {
     this.#options = options;
     this.#limits = { ...defaultBrokerLimits, ...options.limits };
     this.#admission = new Admission(options.clock);
-    this.#quota = options.quota ?? new ConnectionQuota(this.#limits);
-    this.#warnings = new WarningLimiter(options.clock, WARNING_INTERVAL_MS);
+    this.#ledger = new SocketLedger(
+      options.quota ?? new ConnectionQuota(this.#limits),
+      options.clock,
+      options.log,
+    );
   }
 
   /** Open sockets. */
@@ -169,7 +161,7 @@ export class BrokerService {
 
   /** Sockets closed so far, by reason name. */
   get closedByReason(): ReadonlyMap<string, number> {
-    return this.#closedByReason;
+    return this.#ledger.closedByReason;
   }
 
   /**
@@ -177,7 +169,7 @@ export class BrokerService {
    * limit's name (`max_connections`, `max_per_ip`).
    */
   get refusedByReason(): ReadonlyMap<RefusalReason, number> {
-    return this.#refusedByReason;
+    return this.#ledger.refusedByReason;
   }
 
   /** The listen (or join) URL of open socket `id`. */
@@ -187,8 +179,8 @@ export class BrokerService {
 
   /** Bytes read and written so far, every socket (open or closed) included. */
   byteTotals(): { in: number; out: number } {
-    let bytesIn = this.#closedBytesIn;
-    let bytesOut = this.#closedBytesOut;
+    let bytesIn = this.#ledger.closedBytesIn;
+    let bytesOut = this.#ledger.closedBytesOut;
     for (const connection of this.#connections.values()) {
       bytesIn += connection.bytesIn;
       bytesOut += connection.bytesOut;
@@ -201,8 +193,8 @@ export class BrokerService {
     return {
       connections: this.#connections.size,
       dirty: this.#dirty.size,
-      inbound: this.#inboundIp.size,
-      perIp: this.#quota.addresses,
+      inbound: this.#ledger.inbound,
+      perIp: this.#ledger.addresses,
     };
   }
 
@@ -454,16 +446,12 @@ export class BrokerService {
         conn.close();
         continue;
       }
-      const ip = remoteIp(conn.remote);
-      const refusal = this.#quota.admit(ip);
-      if (refusal !== undefined) {
-        conn.close(); // before any worker hears of it
-        this.#refused(server, conn.remote, refusal);
+      if (this.#ledger.admit(conn.remote, server.url) !== undefined) {
+        conn.close(); // over a connection limit: closed before any worker hears of it
         continue;
       }
       const id = this.#allocateId();
-      // Recorded before the socket opens: every close path goes through #closed.
-      this.#inboundIp.set(id, ip);
+      this.#ledger.opened(id, conn.remote);
       const home = this.#options.scheduler.bind(id, (worker) => server.workers.has(worker));
       const connection = this.#open(id, server.url, server.address, conn, home, undefined);
       if (server.expireMs > 0) connection.expireMs = server.expireMs;
@@ -509,51 +497,12 @@ export class BrokerService {
     const id = connection.id;
     this.#connections.delete(id);
     this.#dirty.delete(connection);
-    this.#closedBytesIn += connection.bytesIn;
-    this.#closedBytesOut += connection.bytesOut;
-    const ip = this.#inboundIp.get(id);
-    if (ip !== undefined) {
-      this.#inboundIp.delete(id);
-      this.#quota.release(ip);
-    }
-    const name = closeReasonNames[reason];
-    this.#closedByReason.set(name, (this.#closedByReason.get(name) ?? 0) + 1);
-    if (reason === CloseReason.FrameDeadline) {
-      // Slowloris comes in crowds: one line per second, with the count held back.
-      const suppressed = this.#warnings.take(name);
-      if (suppressed !== undefined) {
-        this.#options.log.warning(
-          "Socket {id} ({remote}) closed: {reason} {detail} ({suppressed} more since the last such warning)",
-          { id, remote: connection.remote, reason: name, detail, suppressed },
-        );
-      }
-    } else if (
-      reason !== CloseReason.Peer && reason !== CloseReason.Script &&
-      reason !== CloseReason.Shutdown && reason !== CloseReason.Expired
-    ) {
-      this.#options.log.warning("Socket {id} ({remote}) closed: {reason} {detail}", {
-        id,
-        remote: connection.remote,
-        reason: name,
-        detail,
-      });
-    }
+    this.#ledger.closed(connection, reason, detail);
     const home = this.#options.scheduler.workerOf(id);
     this.#options.scheduler.unbind(id);
     if (home !== undefined) {
       this.#options.workers.send(home, ToWorker.Closed, id, reason, encoder.encode(detail));
     }
-  }
-
-  #refused(server: Server, remote: string, reason: RefusalReason): void {
-    this.#refusedByReason.set(reason, (this.#refusedByReason.get(reason) ?? 0) + 1);
-    const suppressed = this.#warnings.take(reason);
-    if (suppressed === undefined) return;
-    const limit = reason === "max_connections" ? this.#quota.maxConnections : this.#quota.maxPerIp;
-    this.#options.log.warning(
-      "Refused a connection from {remote} on {url}: {reason} ({limit}) reached; {suppressed} more refused since the last such warning",
-      { remote, url: server.url, reason, limit, suppressed },
-    );
   }
 
   #joinFailed(worker: number, requestId: number, error: unknown): void {
