@@ -22,6 +22,7 @@
  * @module
  */
 import { FrameDecoder } from "../../core/net/mod.ts";
+import { freePort, ServerProcess } from "./_flow_process.ts";
 
 const REPO_ROOT = new URL("../../", import.meta.url);
 const RAW_SERVER = new URL("./_raw_echo_server.ts", import.meta.url);
@@ -30,7 +31,6 @@ const MAX_FRAME = 64 * 1024;
 const STAMP_BYTES = 12;
 const READY_TIMEOUT_MS = 20_000;
 const DRAIN_TIMEOUT_MS = 5_000;
-const STOP_TIMEOUT_MS = 10_000;
 
 /** One load shape: C connections × D frames in flight × P-byte payloads. */
 export interface EchoSetting {
@@ -105,112 +105,6 @@ function parseOptions(args: string[]): EchoOptions {
     else throw new RangeError(`echo bench: unknown option "${arg}"`);
   }
   return options;
-}
-
-/** A server subprocess whose output is drained and whose last lines are kept. */
-class ServerProcess implements AsyncDisposable {
-  readonly name: string;
-  readonly port: number;
-  readonly #child: Deno.ChildProcess;
-  readonly #tail: string[] = [];
-  readonly #pumps: Promise<void>[];
-  #onLine: ((line: string) => void) | undefined;
-  #stopped: Promise<Deno.CommandStatus> | undefined;
-
-  constructor(name: string, port: number, args: string[], env: Record<string, string> = {}) {
-    this.name = name;
-    this.port = port;
-    this.#child = new Deno.Command(Deno.execPath(), {
-      args,
-      env,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    this.#pumps = [this.#pump(this.#child.stdout), this.#pump(this.#child.stderr)];
-  }
-
-  /** Resolves when a line contains `text`; rejects on early exit or after `timeoutMs`. */
-  async ready(text: string, timeoutMs: number): Promise<void> {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    try {
-      await Promise.race([
-        new Promise<void>((resolve) => {
-          if (this.#tail.some((line) => line.includes(text))) resolve();
-          this.#onLine = (line) => line.includes(text) && resolve();
-        }),
-        this.#child.status.then((status) => {
-          throw new Error(`${this.name} exited (code ${status.code}) before "${text}"`);
-        }),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`${this.name}: no "${text}" within ${timeoutMs} ms`)),
-            timeoutMs,
-          );
-        }),
-      ]);
-    } catch (error) {
-      throw new Error(`${(error as Error).message}; last output:\n${this.output()}`);
-    } finally {
-      clearTimeout(timer);
-      this.#onLine = undefined;
-    }
-  }
-
-  /** The last lines the process printed. */
-  output(): string {
-    return this.#tail.join("\n");
-  }
-
-  /** SIGTERM (SIGKILL if it does not exit in time); resolves with the exit status. */
-  stop(): Promise<Deno.CommandStatus> {
-    this.#stopped ??= this.#stop();
-    return this.#stopped;
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.stop();
-  }
-
-  async #stop(): Promise<Deno.CommandStatus> {
-    const signal = (name: Deno.Signal) => {
-      try {
-        this.#child.kill(name);
-      } catch { /* already exited */ }
-    };
-    signal("SIGTERM");
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const timedOut = new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), STOP_TIMEOUT_MS);
-    });
-    let status = await Promise.race([this.#child.status, timedOut]);
-    clearTimeout(timer);
-    if (status === undefined) {
-      console.error(`echo bench: ${this.name} ignored SIGTERM for ${STOP_TIMEOUT_MS} ms; killing`);
-      signal("SIGKILL");
-      status = await this.#child.status;
-    }
-    await Promise.all(this.#pumps);
-    return status;
-  }
-
-  async #pump(stream: ReadableStream<Uint8Array>): Promise<void> {
-    let rest = "";
-    try {
-      for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-        const lines = (rest + text).split("\n");
-        rest = lines.pop()!;
-        for (const line of lines) this.#line(line);
-      }
-    } catch { /* the process went away */ }
-    if (rest !== "") this.#line(rest);
-  }
-
-  #line(line: string): void {
-    this.#tail.push(line);
-    if (this.#tail.length > 40) this.#tail.shift();
-    this.#onLine?.(line);
-  }
 }
 
 /** Latencies and the reply count of the measured window, shared by all connections. */
@@ -413,14 +307,6 @@ export async function drive(
   }
 }
 
-/** A port that was free a moment ago (bound to 0, then closed). */
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr;
-  listener.close();
-  return port;
-}
-
 async function writeDeployment(dir: string, workers: number): Promise<string> {
   await Deno.mkdir(`${dir}/scripts`, { recursive: true });
   const reference = new URL("core/api/globals.d.ts", REPO_ROOT).pathname;
@@ -449,19 +335,25 @@ async function startStage(dir: string, options: EchoOptions): Promise<ServerProc
   const profile = options.cpuProfDir === undefined
     ? []
     : ["--cpu-prof", `--cpu-prof-dir=${options.cpuProfDir}`];
-  const server = new ServerProcess("stage server", port, [
-    "run",
-    "-A",
-    "--unstable-worker-options",
-    "--unstable-net",
-    ...profile,
-    new URL("main.ts", REPO_ROOT).pathname,
-    "run",
-    "--config",
-    configPath,
-    "--",
-    String(port),
-  ], { STAGE_LOG_FORMAT: "json", STAGE_LOG_LEVEL: "info" });
+  const server = new ServerProcess(
+    "stage server",
+    port,
+    [
+      "run",
+      "-A",
+      "--unstable-worker-options",
+      "--unstable-net",
+      ...profile,
+      new URL("main.ts", REPO_ROOT).pathname,
+      "run",
+      "--config",
+      configPath,
+      "--",
+      String(port),
+    ],
+    { STAGE_LOG_FORMAT: "json", STAGE_LOG_LEVEL: "info" },
+    {},
+  );
   await server.ready("listening on", READY_TIMEOUT_MS);
   // "listening on" is logged when the port is bound, which can be before every worker
   // has registered the URL; sockets accepted then are all homed on the first worker and
@@ -472,12 +364,18 @@ async function startStage(dir: string, options: EchoOptions): Promise<ServerProc
 
 async function startBaseline(): Promise<ServerProcess> {
   const port = freePort();
-  const server = new ServerProcess("raw echo server", port, [
-    "run",
-    "-A",
-    RAW_SERVER.pathname,
-    String(port),
-  ]);
+  const server = new ServerProcess(
+    "raw echo server",
+    port,
+    [
+      "run",
+      "-A",
+      RAW_SERVER.pathname,
+      String(port),
+    ],
+    {},
+    {},
+  );
   await server.ready("listening", READY_TIMEOUT_MS);
   return server;
 }
