@@ -154,6 +154,16 @@ declare namespace Stage {
         message: string;
         from: { stage: string; worker: number };
         reply?: { stage: string; worker: number; id: string };
+        /** The target's `?query` (e.g. `"route:news?sports"` → `"sports"`). */
+        query?: string;
+        /** The target's `!fail`: the sender's waitfor for values nobody took. */
+        fail?: string;
+        /**
+         * The ticket this message concerns: inside a ticket grant (the callback of
+         * `"ticket:category=callback"`), the slot this handler holds until it finishes;
+         * `stage.signal(null, ms)` keeps it `ms` longer, `stage.signal(null, 0)` releases it.
+         */
+        ticket?: { stage: string; category: string; id: string; request: string; hold?: boolean };
       }
       | undefined;
     /**

@@ -11,6 +11,7 @@ import {
   CapturedVariableError,
   type ErrorRecord,
   fromErrorRecord,
+  type MessageParts,
   packValues,
   parseTarget,
   registerErrorClass,
@@ -18,7 +19,13 @@ import {
   unpackValues,
   WaitforRegistry,
 } from "../message/mod.ts";
-import { decodeSignalHeader, encodeSignal, type SignalHeader, ToMain } from "../pool/wire.ts";
+import {
+  decodeSignalHeader,
+  encodeSignal,
+  type SignalHeader,
+  type TicketRef,
+  ToMain,
+} from "../pool/wire.ts";
 import type { PlatformPort } from "./platform_port.ts";
 import { describeScriptError, here } from "./script_error.ts";
 
@@ -32,6 +39,38 @@ export interface MessageContext {
   from: { stage: string; worker: number };
   /** Where a reply goes (absent: none expected). */
   reply?: { stage: string; worker: number; id: string };
+  /** The target's `?query`: an argument for the receiver. */
+  query?: string;
+  /** The target's `!fail`: the sender's waitfor for values nobody took. */
+  fail?: string;
+  /** The ticket this message concerns (a grant holds it while its handler runs). */
+  ticket?: TicketRef;
+}
+
+/**
+ * Where a message goes when a service addresses it precisely: a stage, one
+ * worker of it or any, and the message id its waitfor lookup matches.
+ */
+export interface Address {
+  stage: string;
+  /** Deliver to this worker (absent: any worker, round robin). */
+  worker?: number;
+  /** The message id. */
+  id: string;
+}
+
+/** What {@link Messaging.deliverTo} may add to a message. */
+export interface DeliveryOptions {
+  /** Where the receiver's reply goes (e.g. the original sender of a routed message). */
+  reply?: NonNullable<SignalHeader["reply"]>;
+  /** Who the receiver sees as the sender (default: this stage and worker). */
+  from?: SignalHeader["from"];
+  /** The ticket the message concerns (`stage.context.ticket`). */
+  ticket?: TicketRef;
+  /** The values are `[ErrorRecord]`: the message reports a failure to `to`. */
+  error?: boolean;
+  /** Passed on as the receiver's `stage.context.query`. */
+  query?: string;
 }
 
 /** Raised when `stage.request` gets no reply in time. */
@@ -42,6 +81,11 @@ export class RequestTimeoutError extends Error {
 /** Raised when a message addresses a stage that has no instance to take it. */
 export class StageNotFoundError extends Error {
   override name = "StageNotFoundError";
+}
+
+/** Raised when a message reaches a stage where no waitfor matches its id. */
+export class WaitforNotFoundError extends Error {
+  override name = "WaitforNotFoundError";
 }
 
 /**
@@ -56,10 +100,19 @@ export class WorkerTerminatedError extends Error {
 registerErrorClass("WorkerTerminatedError", WorkerTerminatedError);
 registerErrorClass("RequestTimeoutError", RequestTimeoutError);
 registerErrorClass("StageNotFoundError", StageNotFoundError);
+registerErrorClass("WaitforNotFoundError", WaitforNotFoundError);
 registerErrorClass("CapturedVariableError", CapturedVariableError as never);
 
 /** The message id of `stage.submit` calls (never matched against waitfors). */
 const SUBMIT_MESSAGE = "\u0000submit";
+
+/** The `?query` and `!fail` of a parsed target, as header fields. */
+function modifiers(parts: MessageParts): Pick<SignalHeader, "query" | "fail"> {
+  return {
+    ...(parts.query === undefined ? {} : { query: parts.query }),
+    ...(parts.fail === undefined ? {} : { fail: parts.fail }),
+  };
+}
 
 function resubmit(
   key: number | string,
@@ -181,6 +234,9 @@ export class Messaging {
     switch (parsed.kind) {
       case "reply": {
         const store = this.#context.getStore();
+        if (store?.reply === undefined && store?.ticket?.hold) {
+          return this.#holdTicket(store, values);
+        }
         if (store?.reply === undefined) {
           const error = new TypeError(
             "stage.signal(null): there is no message being handled that expects a reply",
@@ -200,6 +256,7 @@ export class Messaging {
           message: parsed.message,
           from: this.#from(),
           ...this.#replyTo(parsed.reply),
+          ...modifiers(parsed),
         }, values);
         return true;
       case "stage":
@@ -209,6 +266,7 @@ export class Messaging {
           message: parsed.bySender ? `${this.#stage}:${parsed.message}` : parsed.message,
           from: this.#from(),
           ...this.#replyTo(parsed.reply),
+          ...modifiers(parsed),
         }, values);
         return true;
       case "lock":
@@ -267,6 +325,33 @@ export class Messaging {
     if (parsed.kind === "self" && parsed.sync) {
       return Promise.resolve(this.#runLocal(parsed.message, args));
     }
+    const message = parsed.kind === "stage" && parsed.bySender
+      ? `${this.#stage}:${parsed.message}`
+      : parsed.message;
+    return this.#awaitReply(
+      timeoutMs,
+      () => `stage.request("${target}") got no reply within ${timeoutMs} ms`,
+      (reply) =>
+        this.#send({
+          stage: parsed.kind === "stage" ? parsed.stage : this.#stage,
+          scope: parsed.scope === "all" ? "all" : parsed.scope,
+          message,
+          from: this.#from(),
+          reply,
+          ...modifiers(parsed),
+        }, args),
+    );
+  }
+
+  /**
+   * Registers a one-off reply waitfor, calls `send` with its address, and
+   * settles with the first reply (or its error), or a `RequestTimeoutError`.
+   */
+  #awaitReply(
+    timeoutMs: number,
+    describe: () => string,
+    send: (reply: NonNullable<SignalHeader["reply"]>) => void,
+  ): Promise<unknown> {
     return new Promise((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined = undefined;
       const id = this.registry.generate((...reply: unknown[]) => {
@@ -278,21 +363,10 @@ export class Messaging {
       });
       timer = setTimeout(() => {
         this.registry.unregister(id);
-        reject(
-          new RequestTimeoutError(`stage.request("${target}") got no reply within ${timeoutMs} ms`),
-        );
+        reject(new RequestTimeoutError(describe()));
       }, timeoutMs);
       try {
-        const message = parsed.kind === "stage" && parsed.bySender
-          ? `${this.#stage}:${parsed.message}`
-          : parsed.message;
-        this.#send({
-          stage: parsed.kind === "stage" ? parsed.stage : this.#stage,
-          scope: parsed.scope === "all" ? "all" : parsed.scope,
-          message,
-          from: this.#from(),
-          reply: { stage: this.#stage, worker: this.#worker, id },
-        }, args);
+        send({ stage: this.#stage, worker: this.#worker, id });
       } catch (error) {
         clearTimeout(timer);
         this.registry.unregister(id);
@@ -432,8 +506,11 @@ export class Messaging {
       }
       this.#replyError(
         header,
-        new Error(`No waitfor matches message "${header.message}" in stage "${this.#stage}"`),
+        new WaitforNotFoundError(
+          `No waitfor matches message "${header.message}" in stage "${this.#stage}"`,
+        ),
       );
+      this.#settled(header);
       return undefined;
     }
     const store: Store = {
@@ -441,6 +518,9 @@ export class Messaging {
       message: header.message,
       from: header.from,
       ...(header.reply === undefined ? {} : { reply: header.reply }),
+      ...(header.query === undefined ? {} : { query: header.query }),
+      ...(header.fail === undefined ? {} : { fail: header.fail }),
+      ...(header.ticket === undefined ? {} : { ticket: header.ticket }),
       replied: false,
       ...(header.error ? { errorRecord: values[0] as ErrorRecord } : {}),
     };
@@ -450,17 +530,91 @@ export class Messaging {
         result = waitfor.fn(...waitfor.bound, ...values);
       } catch (error) {
         this.#failed(header, store, error);
+        this.#settled(header);
         return undefined;
       }
       if (result instanceof Promise) {
         return result.then(
           (value) => this.#autoReply(header, store, value),
           (error) => this.#failed(header, store, error),
-        );
+        ).finally(() => this.#settled(header));
       }
       this.#autoReply(header, store, result);
+      this.#settled(header);
       return undefined;
     });
+  }
+
+  /** A handler finished: a ticket grant gives its slot back. */
+  #settled(header: SignalHeader): void {
+    const ticket = header.ticket;
+    if (ticket?.hold !== true) return;
+    this.#send({ stage: ticket.stage, scope: "one", message: "<", from: this.#from() }, [
+      ticket.id,
+    ]);
+  }
+
+  /**
+   * `stage.signal(null, ms)` inside a ticket grant: keep the slot `ms` more
+   * (from now); `ms <= 0` releases it at once.
+   */
+  #holdTicket(store: Store, values: unknown[]): unknown {
+    const ticket = store.ticket!;
+    const ms = values[0];
+    if (typeof ms !== "number" || Number.isNaN(ms)) {
+      const error = new TypeError(
+        `stage.signal(null, ms) inside ticket ${ticket.id}: expected a number of ms; got ${
+          String(ms)
+        }`,
+      );
+      this.#log.warning("{text}", { text: error.message });
+      return error;
+    }
+    const release = ms <= 0;
+    this.#send({
+      stage: ticket.stage,
+      scope: "one",
+      message: release ? "<" : ">",
+      from: this.#from(),
+    }, release ? [ticket.id] : [ticket.id, ms]);
+    return true;
+  }
+
+  /**
+   * Sends `values` to an exact address, optionally with a reply address, a
+   * sender and a ticket: what service stages use to answer, forward and grant.
+   */
+  deliverTo(to: Address, values: unknown[], options: DeliveryOptions = {}): void {
+    this.#send({
+      stage: to.stage,
+      scope: "one",
+      ...(to.worker === undefined ? {} : { worker: to.worker }),
+      message: to.id,
+      from: options.from ?? this.#from(),
+      ...(options.reply === undefined ? {} : { reply: options.reply }),
+      ...(options.ticket === undefined ? {} : { ticket: options.ticket }),
+      ...(options.error ? { error: true } : {}),
+      ...(options.query === undefined ? {} : { query: options.query }),
+    }, values);
+  }
+
+  /**
+   * Sends `values` to an exact address and resolves with the reply, like
+   * {@link Messaging.request} (rejects with the receiver's error or
+   * `RequestTimeoutError` after `timeoutMs`).
+   */
+  requestTo(
+    to: Address,
+    values: unknown[],
+    timeoutMs = REQUEST_TIMEOUT_MS,
+    options: Omit<DeliveryOptions, "reply" | "error"> = {},
+  ): Promise<unknown> {
+    return this.#awaitReply(
+      timeoutMs,
+      () =>
+        `No reply from ${to.stage}:${to.id} (worker ${to.worker ?? "any"}) within ${timeoutMs} ms`,
+      (reply) => this.deliverTo(to, values, { ...options, reply }),
+    );
   }
 
   async #runSubmit(key: number | string, packed: Uint8Array): Promise<void> {

@@ -22,7 +22,8 @@ import { type Clock, systemClock } from "../time/mod.ts";
 import { SharedTable } from "../ring/shared_table.ts";
 import { LocalBus } from "./local_bus.ts";
 import { OnceRegistry } from "./once_registry.ts";
-import { ScriptStage } from "./script_stage.ts";
+import { ScriptStage, StageStartError } from "./script_stage.ts";
+import { serviceFactories, ServiceStage } from "../services/mod.ts";
 
 /** Options of {@link startProcess}. */
 export interface ProcessOptions {
@@ -50,6 +51,8 @@ export interface ProcessOptions {
 /** A running process. */
 export interface RunningProcess {
   readonly stages: ReadonlyMap<string, ScriptStage>;
+  /** The service stages (ticket, route, index, agent) of this process, by id. */
+  readonly services: ReadonlyMap<string, ServiceStage>;
   /** Every counter, gauge and histogram of the process. */
   readonly metrics: MetricsRegistry;
   /** Dispatch delay, overload state. */
@@ -74,6 +77,7 @@ export async function startProcess(
   const bus = new LocalBus(log, clock);
   const shared = SharedTable.create(config.script.shared);
   const stages = new Map<string, ScriptStage>();
+  const services = new Map<string, ServiceStage>();
   const groups = options.groups ?? config.startup.map((_, index) => index);
   const metrics = options.metrics ?? new MetricsRegistry({
     onCollectError: (name, error) => log.error("Metric {name} failed: {error}", { name, error }),
@@ -105,19 +109,46 @@ export async function startProcess(
   const limits = { ...brokerLimitsFromFlow(config.flow), ...options.limits };
   const stop = async (graceMs = 5000) => {
     await Promise.all([...stages.values()].reverse().map((stage) => stage.stop(graceMs)));
+    // Services last: script stages finishing their work may still need them.
+    await Promise.all([...services.values()].reverse().map((service) => service.stop()));
     monitor[Symbol.dispose]();
     bus.close();
   };
+  // Service stages first, so scripts can reach them from their first line.
   for (const groupIndex of groups) {
     for (const ref of config.startup[groupIndex] ?? []) {
-      if (ref.kind !== "script") {
-        log.warning(
-          "Stage {kind}+{id} is a service stage; service stages are not available in this version",
-          { kind: ref.kind, id: ref.id },
+      if (ref.kind === "script" || services.has(ref.id)) continue;
+      const service = new ServiceStage({
+        id: ref.id,
+        kind: ref.kind,
+        bus,
+        clock,
+        log,
+        metrics,
+        config,
+        start: serviceFactories[ref.kind],
+      });
+      services.set(ref.id, service);
+      bus.join(service);
+      try {
+        await service.start();
+      } catch (error) {
+        services.delete(ref.id);
+        bus.leave(ref.id);
+        await stop(1000);
+        throw new StageStartError(
+          `Service stage ${ref.kind}+${ref.id} failed to start: ${
+            error instanceof Error ? error.message : error
+          }`,
+          { cause: error },
         );
-        continue;
       }
-      if (stages.has(ref.id)) continue; // one instance per id per process
+    }
+  }
+  for (const groupIndex of groups) {
+    for (const ref of config.startup[groupIndex] ?? []) {
+      if (ref.kind !== "script") continue;
+      if (stages.has(ref.id) || services.has(ref.id)) continue; // one instance per id per process
       const main = config.script.mains[ref.id] ?? ref.id;
       const stage = new ScriptStage({
         stageId: ref.id,
@@ -164,5 +195,5 @@ export async function startProcess(
       }
     }
   }
-  return { stages, metrics, monitor, stop };
+  return { stages, services, metrics, monitor, stop };
 }

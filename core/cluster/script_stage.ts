@@ -415,6 +415,16 @@ export class ScriptStage {
     });
     if (record.tag !== ToWorker.Signal) return;
     const { header } = decodeSignalHeader(record.body);
+    if (header.ticket?.hold) {
+      // A ticket held by the lost handler: its slot goes back at once, not on expiry.
+      const release: SignalHeader = {
+        stage: header.ticket.stage,
+        scope: "one",
+        message: "<",
+        from: { stage: this.id, worker },
+      };
+      this.#options.bus.route(encodeSignal(release, packValues([header.ticket.id]).bytes));
+    }
     const reply = header.reply;
     if (reply === undefined || header.error) return;
     const errorHeader: SignalHeader = {

@@ -122,6 +122,31 @@ export interface SignalHeader {
   thread?: string;
   /** An ordering-lock request (`">NAME.cb"`, `">>NAME.cb", ms`, `"<NAME.*"`) for the main thread. */
   lock?: { op: "acquire" | "extend" | "release"; name: string; callback: string; ms?: number };
+  /** The `?query` of the target: an argument for the receiver (a ticket feedback id, a route argument). */
+  query?: string;
+  /** The `!fail` of the target: the sender's waitfor that gets the values back when nobody takes them. */
+  fail?: string;
+  /** The message concerns a ticket (`stage.context.ticket`); see {@link TicketRef}. */
+  ticket?: TicketRef;
+}
+
+/**
+ * A ticket of a ticket stage as its holder sees it (`stage.context.ticket`).
+ * A message carrying one with `hold: true` is the grant itself: while its
+ * handler runs it holds the slot; when the handler finishes (an async one: when
+ * its promise settles) the receiver sends `"<stage>:<", id` to release it, and
+ * `stage.signal(null, ms)` inside it sends `"<stage>:>", id, ms` to keep it longer.
+ */
+export interface TicketRef {
+  /** The ticket stage's id. */
+  stage: string;
+  category: string;
+  /** The ticket id (unique within the ticket stage). */
+  id: string;
+  /** The id of the request that got it (what feedback reported). */
+  request: string;
+  /** Set on the grant message: its handler holds the slot until it finishes. */
+  hold?: boolean;
 }
 
 const signalEncoder = new TextEncoder();
