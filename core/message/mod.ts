@@ -11,6 +11,7 @@ export {
   toErrorRecord,
 } from "./error_record.ts";
 export {
+  CATCH_ALL_WAITFOR,
   lookupChain,
   type MessageParts,
   parseTarget,

@@ -153,17 +153,21 @@ export function parseTarget(target: string | null): Target {
   };
 }
 
+/** The waitfor id that takes every message no other waitfor matches. */
+export const CATCH_ALL_WAITFOR = "*";
+
 /**
  * The waitfor ids a message id is looked up under, most specific first:
- * `"a:g.m.cb"` → `"a:g.m.cb"`, `"a:g.m."`, `"a:g."`, `"a:"`. Group separators
- * (`.`) in the sender part (between the first and the last `:`) are not split:
- * `"a:s.x:m"` → `"a:s.x:m"`, `"a:s.x:"`, `"a:"`.
+ * `"a:g.m.cb"` → `"a:g.m.cb"`, `"a:g.m."`, `"a:g."`, `"a:"`, and last `"*"`
+ * (the catch-all). Group separators (`.`) in the sender part (between the
+ * first and the last `:`) are not split: `"a:s.x:m"` → `"a:s.x:m"`, `"a:s.x:"`,
+ * `"a:"`, `"*"`.
  *
  * @example
  * ```ts
  * import { lookupChain } from "./target.ts";
  * const chain = lookupChain("a:g.m.cb");
- * if (chain.join(" ") !== "a:g.m.cb a:g.m. a:g. a:") throw new Error(chain.join(" "));
+ * if (chain.join(" ") !== "a:g.m.cb a:g.m. a:g. a: *") throw new Error(chain.join(" "));
  * ```
  */
 export function lookupChain(messageId: string): string[] {
@@ -181,5 +185,6 @@ export function lookupChain(messageId: string): string[] {
     chain.push(head.slice(0, end + 1));
     if (end === 0) break;
   }
+  chain.push(CATCH_ALL_WAITFOR);
   return [...new Set(chain)];
 }

@@ -139,10 +139,11 @@ Deno.test("parseTarget rejects a non-string target", () => {
   assert.throws(() => parseTarget(42 as unknown as string), /expected a string or null/);
 });
 
-Deno.test("lookupChain goes from the full id to ever shorter groups, then the stage", () => {
-  assert.deepEqual(lookupChain("a:g.m.cb"), ["a:g.m.cb", "a:g.m.", "a:g.", "a:"]);
-  assert.deepEqual(lookupChain("a:g.m."), ["a:g.m.", "a:g.", "a:"]);
-  assert.deepEqual(lookupChain("a:msg"), ["a:msg", "a:"]);
-  assert.deepEqual(lookupChain("g.m"), ["g.m", "g."]);
-  assert.deepEqual(lookupChain("a:s.x:m.cb"), ["a:s.x:m.cb", "a:s.x:m.", "a:s.x:", "a:"]);
+Deno.test("lookupChain goes from the full id to ever shorter groups, then the stage, then the catch-all", () => {
+  assert.deepEqual(lookupChain("a:g.m.cb"), ["a:g.m.cb", "a:g.m.", "a:g.", "a:", "*"]);
+  assert.deepEqual(lookupChain("a:g.m."), ["a:g.m.", "a:g.", "a:", "*"]);
+  assert.deepEqual(lookupChain("a:msg"), ["a:msg", "a:", "*"]);
+  assert.deepEqual(lookupChain("g.m"), ["g.m", "g.", "*"]);
+  assert.deepEqual(lookupChain("*"), ["*"]);
+  assert.deepEqual(lookupChain("a:s.x:m.cb"), ["a:s.x:m.cb", "a:s.x:m.", "a:s.x:", "a:", "*"]);
 });
