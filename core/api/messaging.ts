@@ -71,6 +71,8 @@ export interface DeliveryOptions {
   error?: boolean;
   /** Passed on as the receiver's `stage.context.query`. */
   query?: string;
+  /** A notification the receiver may have no waitfor for (no warning, no error back). */
+  optional?: boolean;
 }
 
 /** Raised when `stage.request` gets no reply in time. */
@@ -497,6 +499,7 @@ export class Messaging {
     }
     const waitfor = this.registry.match(header.message);
     if (waitfor === undefined) {
+      if (header.optional) return undefined;
       // A reply whose request timed out, or a message nobody waits for.
       if (!header.message.startsWith("~")) {
         this.#log.warning("No waitfor matches message {message} (from {from})", {
@@ -595,6 +598,7 @@ export class Messaging {
       ...(options.ticket === undefined ? {} : { ticket: options.ticket }),
       ...(options.error ? { error: true } : {}),
       ...(options.query === undefined ? {} : { query: options.query }),
+      ...(options.optional ? { optional: true } : {}),
     }, values);
   }
 

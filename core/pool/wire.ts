@@ -128,6 +128,11 @@ export interface SignalHeader {
   fail?: string;
   /** The message concerns a ticket (`stage.context.ticket`); see {@link TicketRef}. */
   ticket?: TicketRef;
+  /**
+   * A notification the receiver may ignore (e.g. `ticket:@`): when no waitfor
+   * matches it, nothing is logged and no error goes back.
+   */
+  optional?: boolean;
 }
 
 /**
