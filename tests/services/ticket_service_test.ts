@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { FrameClient } from "../_helpers/frame_client.ts";
-import { REFERENCE, startFixture } from "../_helpers/stage_fixture.ts";
+import { type Fixture, REFERENCE, startFixture } from "../_helpers/stage_fixture.ts";
 
 const START = REFERENCE + `
 const stats = stage.shared("stats", { now: 0, max: 0, done: 0 });
@@ -92,7 +92,7 @@ broker.ready("tcp://127.0.0.1:0?json", () => async (socket, data) => {
 
 async function withTickets<T>(
   categories: Record<string, number>,
-  run: (client: FrameClient) => Promise<T>,
+  run: (client: FrameClient, fixture: Fixture) => Promise<T>,
 ): Promise<T> {
   await using fixture = await startFixture({
     config: {
@@ -103,7 +103,7 @@ async function withTickets<T>(
     scripts: { "start.ts": START },
   });
   await using client = await FrameClient.connect(fixture.port(), "json");
-  return await run(client);
+  return await run(client, fixture);
 }
 
 type Event = { event: string; reason?: string; category?: string; text?: string; kind?: string };
@@ -123,10 +123,19 @@ Deno.test("ticket: 60 jobs from two workers never run more than the limit at onc
 });
 
 Deno.test("ticket: signal(null, ms) keeps the slot past the default hold; the next waiter starts after it ends", async () => {
-  await withTickets({ solo: 1 }, async (client) => {
+  await withTickets({ solo: 1 }, async (client, fixture) => {
     await client.send({ op: "hold", ms: 1300 });
-    const events: Event[] = [];
-    for (let i = 0; i < 3; i++) events.push(await client.next<Event>(10_000));
+    const events: Event[] = [await client.next<Event>(10_000)];
+    // Meanwhile "next" waits in line, and the metrics say so.
+    const gauge = (name: string) => {
+      const family = fixture.running.metrics.snapshot().find((f) => f.name === name);
+      if (family === undefined || family.type === "histogram") return undefined;
+      return family.samples.find((sample) => sample.labels.category === "solo");
+    };
+    assert.equal(gauge("stage_ticket_waiting")?.value, 1);
+    assert.equal(gauge("stage_ticket_holders")?.value, 1);
+    assert.ok(gauge("stage_ticket_oldest_wait_seconds") !== undefined);
+    for (let i = 0; i < 2; i++) events.push(await client.next<Event>(10_000));
     assert.deepEqual(events.map((e) => e.event), ["long-start", "long-end", "next-start"]);
   });
 });
