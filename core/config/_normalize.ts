@@ -23,6 +23,9 @@ import {
   type ClusterAuth,
   type ClusterConfig,
   DEFAULT_ADMIN_LISTEN,
+  DEFAULT_AGENT_CONCURRENCY,
+  DEFAULT_AGENT_MAX_BODY,
+  DEFAULT_AGENT_QUEUE,
   DEFAULT_AGENT_TIMEOUT_MS,
   DEFAULT_FLOW,
   DEFAULT_MAX_PENDING,
@@ -88,6 +91,9 @@ export function normalizeConfig(
     agents: collect(config, startup, "agent", (_id, section?: RawAgentSection): AgentConfig => ({
       userAgent: section?.["user-agent"] ?? DEFAULT_USER_AGENT,
       timeout: section?.timeout ?? DEFAULT_AGENT_TIMEOUT_MS,
+      concurrency: section?.concurrency ?? DEFAULT_AGENT_CONCURRENCY,
+      queue: section?.queue ?? DEFAULT_AGENT_QUEUE,
+      maxBody: section?.max_body ?? DEFAULT_AGENT_MAX_BODY,
     })),
     raw,
   };

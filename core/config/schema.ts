@@ -261,8 +261,13 @@ export const indexSectionSchema = strictObject({
 /** `agent+<id>`: HTTP client settings. */
 export const agentSectionSchema = strictObject({
   "user-agent": nonEmptyString().optional(),
-  timeout: positiveNumber("a positive timeout in ms").optional(),
-}, 'an object { "user-agent"?, timeout? }');
+  timeout: milliseconds(`a positive timeout in ms (at most ${MAX_TIMER_MS})`).optional(),
+  concurrency: positiveInteger("a positive number of requests in flight").optional(),
+  queue: z.int({ error: "a non-negative number of waiting requests" }).min(0, {
+    error: "a non-negative number of waiting requests",
+  }).optional(),
+  max_body: positiveInteger("a positive number of bytes").optional(),
+}, 'an object { "user-agent"?, timeout?, concurrency?, queue?, max_body? }');
 
 const sectionSchemas = {
   "=ticket+": ticketSectionSchema,

@@ -21,6 +21,12 @@ export const DEFAULT_TICKET_LIMIT = 1;
 export const DEFAULT_AGENT_TIMEOUT_MS = 10_000;
 /** User-Agent header of an agent stage with no `user-agent`. */
 export const DEFAULT_USER_AGENT = "Stage/0.1";
+/** Requests an agent stage with no `concurrency` has in flight at most. */
+export const DEFAULT_AGENT_CONCURRENCY = 16;
+/** Requests an agent stage with no `queue` keeps waiting at most (beyond: `busy`). */
+export const DEFAULT_AGENT_QUEUE = 1024;
+/** Largest response body (bytes) of an agent stage with no `max_body`: 8 MiB. */
+export const DEFAULT_AGENT_MAX_BODY = 8 * 1024 * 1024;
 
 /** One stage in a process group: `"=ticket+login"` is `{ kind: "=ticket", id: "login" }`. */
 export interface StageRef {
@@ -176,9 +182,16 @@ export interface IndexConfig {
 
 /** An `agent+<id>` stage. */
 export interface AgentConfig {
+  /** `user-agent`: the User-Agent header of requests that set none. */
   userAgent: string;
-  /** Request timeout in ms. */
+  /** `timeout`: ms a request may take (queue wait included) unless it sets its own. */
   timeout: number;
+  /** `concurrency`: requests in flight at most; the rest wait in arrival order. */
+  concurrency: number;
+  /** `queue`: requests waiting at most; more are answered with the error `busy` (0: none wait). */
+  queue: number;
+  /** `max_body`: largest response body in bytes; a longer one is cut off (`too_large`). */
+  maxBody: number;
 }
 
 /** The validated, normalised `stage.json`. */

@@ -111,7 +111,7 @@ Deno.test("parseConfig normalises a full config", () => {
     },
     "=ticket+ticket": [10, { "login": 2, "shop": -1 }],
     "index+rank": { "path": "db/rank.db" },
-    "agent+web": { "user-agent": "bot/1", "timeout": 2500 },
+    "agent+web": { "user-agent": "bot/1", "timeout": 2500, "concurrency": 4, "queue": 0, "max_body": 1024 },
     "custom": { "anything": [1, 2, 3] },
   }`;
   const config = parseConfig(text, FILE);
@@ -161,7 +161,9 @@ Deno.test("parseConfig normalises a full config", () => {
     ticket: { defaultLimit: 10, categories: { login: 2, shop: -1 } },
   });
   assert.deepEqual(config.indexes, { rank: { path: `${DIR}/db/rank.db` } });
-  assert.deepEqual(config.agents, { web: { userAgent: "bot/1", timeout: 2500 } });
+  assert.deepEqual(config.agents, {
+    web: { userAgent: "bot/1", timeout: 2500, concurrency: 4, queue: 0, maxBody: 1024 },
+  });
   assert.deepEqual((config.raw as Record<string, unknown>)["custom"], { anything: [1, 2, 3] });
 });
 
@@ -250,7 +252,15 @@ const normalisations: [
     [
       { t: { defaultLimit: 1, categories: {} } },
       { i: { path: `${DIR}/data/i.db` } },
-      { g: { userAgent: "Stage/0.1", timeout: 10000 } },
+      {
+        g: {
+          userAgent: "Stage/0.1",
+          timeout: 10000,
+          concurrency: 16,
+          queue: 1024,
+          maxBody: 8 * 1024 * 1024,
+        },
+      },
     ],
   ],
   [
@@ -262,7 +272,15 @@ const normalisations: [
     [
       { t: { defaultLimit: -3, categories: {} } },
       { i: { path: `${DIR}/data/i.db` } },
-      { g: { userAgent: "Stage/0.1", timeout: 1 } },
+      {
+        g: {
+          userAgent: "Stage/0.1",
+          timeout: 1,
+          concurrency: 16,
+          queue: 1024,
+          maxBody: 8 * 1024 * 1024,
+        },
+      },
     ],
   ],
   [
@@ -588,8 +606,45 @@ const invalid: [text: string, path: string, expected: string, found: string, mor
     'key "=ticket+"',
   ],
   ['{"index+i": {"file": "x"}}', "index+i.file", "one of the keys path", 'unknown key "file"'],
-  ['{"agent+a.b": {"timeout": 0}}', '"agent+a.b".timeout', "a positive timeout in ms", "0"],
+  [
+    '{"agent+a.b": {"timeout": 0}}',
+    '"agent+a.b".timeout',
+    "a positive timeout in ms (at most 2147483647)",
+    "0",
+  ],
+  [
+    '{"agent+a": {"timeout": 2147483648}}',
+    "agent+a.timeout",
+    "a positive timeout in ms (at most 2147483647)",
+    "2147483648",
+  ],
   ['{"agent+a": {"user-agent": 7}}', "agent+a.user-agent", "a non-empty string", "7"],
+  [
+    '{"agent+a": {"concurrency": 0}}',
+    "agent+a.concurrency",
+    "a positive number of requests in flight",
+    "0",
+  ],
+  [
+    '{"agent+a": {"concurrency": 2.5}}',
+    "agent+a.concurrency",
+    "a positive number of requests in flight",
+    "2.5",
+  ],
+  [
+    '{"agent+a": {"queue": -1}}',
+    "agent+a.queue",
+    "a non-negative number of waiting requests",
+    "-1",
+  ],
+  ['{"agent+a": {"max_body": "8m"}}', "agent+a.max_body", "a positive number of bytes", '"8m"'],
+  ['{"agent+a": {"max_body": 0}}', "agent+a.max_body", "a positive number of bytes", "0"],
+  [
+    '{"agent+a": {"maxBody": 1}}',
+    "agent+a.maxBody",
+    "one of the keys user-agent, timeout, concurrency, queue, max_body",
+    'unknown key "maxBody"',
+  ],
   ["[]", "", "an object (the stage.json settings)", "[]"],
   ['"text"', "", "an object (the stage.json settings)", '"text"'],
 ];
