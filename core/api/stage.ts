@@ -10,6 +10,7 @@ import { parseScriptSpec } from "../script/mod.ts";
 import type { SharedTable, SharedVariable } from "../ring/shared_table.ts";
 import { CooperativeYield, type YieldSignal } from "./cooperative_yield.ts";
 import { type MessageContext, Messaging } from "./messaging.ts";
+import { StageTasks } from "./stage_tasks.ts";
 import type { PlatformPort } from "./platform_port.ts";
 import { describeScriptError } from "./script_error.ts";
 
@@ -62,7 +63,8 @@ export class StageApi {
       (name) => this.require(name),
     );
     this.submit = this.messaging.submit.bind(this.messaging);
-    this.addtask = this.messaging.addtask.bind(this.messaging);
+    const tasks = new StageTasks(this.messaging, options.id, options.worker, options.log);
+    this.addtask = tasks.addtask.bind(tasks);
     // Script code calls these unbound (`const { signal } = stage` is fine).
     this.waitfor = Object.assign(this.messaging.waitfor.bind(this.messaging), {
       serial: this.messaging.waitforSerial.bind(this.messaging),
@@ -83,7 +85,7 @@ export class StageApi {
   /** Runs a function on any worker; the same non-zero key runs in order, one at a time. */
   readonly submit: Messaging["submit"];
   /** Runs a task after ms, one task at a time per stage; `addtask(handle, null)` cancels. */
-  readonly addtask: Messaging["addtask"];
+  readonly addtask: StageTasks["addtask"];
 
   /**
    * A process-wide shared variable: the first call anywhere in the process creates
