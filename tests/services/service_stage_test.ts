@@ -19,15 +19,14 @@ interface Sent {
 
 function harness(start: ServiceFactory) {
   const sent: Sent[] = [];
-  let service: ServiceStage | undefined;
   const bus = {
     route(body: Uint8Array) {
       const { header, values } = decodeSignalHeader(body);
-      if (header.stage === service?.id) service.deliver(header, body);
+      if (header.stage === service.id) service.deliver(header, body);
       else sent.push({ header, values: unpackValues(values) });
     },
   };
-  service = new ServiceStage({
+  const service: ServiceStage = new ServiceStage({
     id: "svc",
     kind: "agent",
     bus,
@@ -52,6 +51,12 @@ function harness(start: ServiceFactory) {
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 10));
 
+/** Waits (bounded) until the service handled everything queued. */
+async function drained(service: ServiceStage): Promise<void> {
+  for (let i = 0; i < 500 && service.queued > 0; i++) await settle();
+  await settle();
+}
+
 Deno.test("ServiceStage handles messages after the current task, in order, and answers reply addresses", async () => {
   const seen: number[] = [];
   const { service, sent, send } = harness(({ api }) => {
@@ -69,7 +74,7 @@ Deno.test("ServiceStage handles messages after the current task, in order, and a
   for (let i = 0; i < 1200; i++) send("add", [i, 1], i === 1199 ? "last" : undefined);
   assert.equal(seen.length, 0, "nothing runs inside the sender's call");
   assert.ok(service.queued > 0);
-  await settle();
+  await drained(service);
   assert.deepEqual(
     seen,
     Array.from({ length: 1200 }, (_, i) => i),
