@@ -9,7 +9,10 @@
  *   `SELECT 1 + COUNT(*) … WHERE score > (score of the id)`;
  * - top-100/s vs `ORDER BY score DESC LIMIT 100`;
  * - a page of 100 at a random rank/s vs `… LIMIT 100 OFFSET rank - 1`;
- * - rebuild from the database at start vs reading the rows in SQL order.
+ * - rebuild from the database at start vs reading the rows in SQL order;
+ * - rank of an id end to end: a script's `stage.request("rank:g?bench", id)`
+ *   (64 in flight) through a real process runtime with an index stage on the
+ *   same database, vs the SQL rank query.
  * Scores are a shuffled 0..n-1, so no two tie and both sides agree on every rank
  * (checked on a sample).
  */
@@ -18,6 +21,8 @@ import { DatabaseSync } from "node:sqlite";
 import { openSqliteScoreStore } from "../../core/services/score_store.ts";
 import type { Score } from "../../core/services/score_tree.ts";
 import { Scoreboard } from "../../core/services/scoreboard.ts";
+import { FrameClient } from "../_helpers/frame_client.ts";
+import { REFERENCE, startFixture } from "../_helpers/stage_fixture.ts";
 
 const BATCH = 1024;
 const BOARD = "bench";
@@ -48,6 +53,41 @@ function rate(op: (i: number) => void, count: number, budgetMs: number): number 
 
 const round = (n: number) => Math.round(n);
 const ratio = (a: number, b: number) => Number((a / b).toFixed(a / b >= 10 ? 0 : 2));
+
+const RANKER = REFERENCE + `
+broker.ready("tcp://127.0.0.1:0?json", () => async (socket, data) => {
+  const { ids, rounds, inflight } = data;
+  let next = 0;
+  let sink = 0;
+  const lane = async () => {
+    while (next < rounds) {
+      const reply = await stage.request("rank:g?bench", ids[next++ % ids.length]);
+      sink += reply.rank;
+    }
+  };
+  const start = performance.now();
+  await Promise.all(Array.from({ length: inflight }, lane));
+  socket.commit({ ms: performance.now() - start, rounds, sink });
+});
+`;
+
+/** Rank lookups per second from a script stage to an index stage on `path`. */
+async function rankThroughStage(path: string, ids: string[]): Promise<number> {
+  await using fixture = await startFixture({
+    config: { "#startup": [["index+rank", "script+start"]], "index+rank": { path } },
+    scripts: { "start.ts": RANKER },
+    workers: 1,
+  });
+  await using client = await FrameClient.connect(fixture.port(), "json");
+  const measure = async (rounds: number) => {
+    await client.send({ ids, rounds, inflight: 64 });
+    const result = await client.next<{ ms: number; sink: number }>(120_000);
+    if (!(result.sink > 0)) throw new Error("the ranks did not come back");
+    return rounds / (result.ms / 1000);
+  };
+  await measure(5_000); // warm-up
+  return await measure(100_000);
+}
 
 export async function run(args: string[]): Promise<void> {
   const n = args.includes("--quick") ? 100_000 : 1_000_000;
@@ -187,6 +227,16 @@ export async function run(args: string[]): Promise<void> {
     });
     if (board.entries !== n || sink < 0) throw new Error(`rebuilt ${board.entries} of ${n}`);
     board.close();
+
+    // End to end: the same rank lookups as a script makes them, through the bus.
+    const perSecond = await rankThroughStage(oursPath, probes.slice(0, 1000).map((p) => ids[p]!));
+    print({
+      scenario:
+        "rank of an id end to end (stage.request from a worker, 64 in flight) vs COUNT(*) WHERE score >",
+      ranks_per_s: round(perSecond),
+      baseline_sql_ranks_per_s: round(sqlRank),
+      ratio: ratio(perSecond, sqlRank),
+    });
     db.close();
   } finally {
     await Deno.remove(dir, { recursive: true });
