@@ -155,6 +155,8 @@ export class Messaging {
   #context = new AsyncLocalStorage<Store>();
 
   #resolve: (name: string) => Promise<unknown>;
+  /** A service stage's: argument errors are the sender's mistakes (logged as warnings). */
+  #service: boolean;
 
   /** @param resolve loads `"file+export"` names (the script loader's `require`) */
   constructor(
@@ -163,7 +165,9 @@ export class Messaging {
     port: PlatformPort,
     log: Logger,
     resolve: (name: string) => Promise<unknown>,
+    options: { service?: boolean } = {},
   ) {
+    this.#service = options.service ?? false;
     this.#resolve = resolve;
     this.#stage = stage;
     this.#worker = worker;
@@ -671,11 +675,20 @@ export class Messaging {
   }
 
   #failed(header: SignalHeader, store: { replied: boolean }, error: unknown): void {
-    this.#log.error("Script error in the handler of {message}: {text}", {
-      message: header.message,
-      text: describeScriptError(error),
-      error,
-    });
+    if (this.#service && (error instanceof TypeError || error instanceof RangeError)) {
+      // A service refusing a bad request: the sender's mistake, answered with the error.
+      this.#log.warning("Refused message {message} from {from}: {text}", {
+        message: header.message,
+        from: `${header.from.stage}/${header.from.worker}`,
+        text: `${error.name}: ${error.message}`,
+      });
+    } else {
+      this.#log.error("Script error in the handler of {message}: {text}", {
+        message: header.message,
+        text: describeScriptError(error),
+        error,
+      });
+    }
     if (!store.replied) this.#replyError(header, error);
   }
 

@@ -110,6 +110,7 @@ export class ServiceStage {
       port,
       options.log,
       (name) => Promise.reject(new TypeError(`Service stage cannot load "${name}"`)),
+      { service: true },
     );
   }
 
