@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { Deque } from "../pool/deque.ts";
 
 /** Options of a {@link RequestLimiter}. */
 export interface RequestLimiterOptions<Job> {
@@ -42,8 +43,7 @@ export interface RequestLimiterOptions<Job> {
 export class RequestLimiter<Job> {
   #options: RequestLimiterOptions<Job>;
   #active = 0;
-  #waiting: Job[] = [];
-  #head = 0;
+  #waiting = new Deque<Job>();
 
   /** @throws RangeError for a concurrency that is not a positive integer or a negative queue */
   constructor(options: RequestLimiterOptions<Job>) {
@@ -67,7 +67,7 @@ export class RequestLimiter<Job> {
 
   /** Jobs waiting for a slot. */
   get waiting(): number {
-    return this.#waiting.length - this.#head;
+    return this.#waiting.length;
   }
 
   /** Starts `job` now or queues it; false (and nothing happens) when the queue is full. */
@@ -83,9 +83,8 @@ export class RequestLimiter<Job> {
 
   /** Removes every waiting job and returns them in arrival order (running jobs go on). */
   clear(): Job[] {
-    const jobs = this.#waiting.slice(this.#head);
-    this.#waiting = [];
-    this.#head = 0;
+    const jobs = [...this.#waiting];
+    this.#waiting = new Deque<Job>();
     return jobs;
   }
 
@@ -104,17 +103,8 @@ export class RequestLimiter<Job> {
   }
 
   #next(): void {
-    while (this.#active < this.#options.concurrency && this.waiting > 0) {
-      const job = this.#waiting[this.#head]!;
-      this.#waiting[this.#head++] = undefined as Job;
-      if (this.#head === this.#waiting.length) {
-        this.#waiting = [];
-        this.#head = 0;
-      } else if (this.#head > 1024 && this.#head * 2 > this.#waiting.length) {
-        this.#waiting = this.#waiting.slice(this.#head);
-        this.#head = 0;
-      }
-      this.#start(job);
+    while (this.#active < this.#options.concurrency && this.#waiting.length > 0) {
+      this.#start(this.#waiting.shift()!);
     }
   }
 }

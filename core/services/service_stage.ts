@@ -16,6 +16,7 @@ import { type Address, type DeliveryOptions, Messaging } from "../api/messaging.
 import type { PlatformPort } from "../api/platform_port.ts";
 import type { StageConfig, StageKind } from "../config/mod.ts";
 import type { MetricsRegistry } from "../metrics/mod.ts";
+import { Deque } from "../pool/deque.ts";
 import { type SignalHeader, ToMain } from "../pool/wire.ts";
 import type { Clock } from "../time/mod.ts";
 
@@ -85,8 +86,7 @@ export class ServiceStage {
   #options: ServiceStageOptions;
   #messaging: Messaging;
   #service: Service | undefined;
-  #queue: Uint8Array[] = [];
-  #head = 0;
+  #queue = new Deque<Uint8Array>();
   #scheduled = false;
   #stopped = false;
 
@@ -145,7 +145,7 @@ export class ServiceStage {
 
   /** Messages waiting to be handled. */
   get queued(): number {
-    return this.#queue.length - this.#head;
+    return this.#queue.length;
   }
 
   /** Queues a stage message; it is handled after the current task, in arrival order. */
@@ -167,10 +167,7 @@ export class ServiceStage {
   #drain(budget: number): void {
     this.#scheduled = false;
     let handled = 0;
-    while (this.#head < this.#queue.length && handled < budget) {
-      const body = this.#queue[this.#head]!;
-      this.#queue[this.#head++] = undefined as unknown as Uint8Array;
-      handled++;
+    for (let body = this.#queue.shift(); body !== undefined; body = this.#queue.shift()) {
       try {
         this.#messaging.receive(body);
       } catch (error) {
@@ -179,11 +176,9 @@ export class ServiceStage {
           error,
         });
       }
+      if (++handled === budget) break;
     }
-    if (this.#head === this.#queue.length) {
-      this.#queue = [];
-      this.#head = 0;
-    } else if (!this.#scheduled) {
+    if (this.#queue.length > 0 && !this.#scheduled) {
       this.#scheduled = true;
       setTimeout(() => this.#drain(TURN_BUDGET), 0);
     }
