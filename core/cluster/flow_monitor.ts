@@ -121,6 +121,21 @@ export class FlowMonitor implements StageMonitor, Disposable {
     return this.#detector?.p95Ms ?? 0;
   }
 
+  /** Adds the queue depth of a service stage (it runs on the main thread: nothing in flight). */
+  watchService(
+    stage: { readonly id: string; readonly queued: number },
+    metrics: MetricsRegistry,
+  ): void {
+    const labels = { stage: stage.id };
+    this.#registrations.push(
+      metrics.gaugeFn(
+        "stage_queue_depth",
+        "Messages queued and not yet dispatched",
+        () => [{ labels, value: stage.queued }],
+      ),
+    );
+  }
+
   /** Adds gauges read from a stage at snapshot time (queue depth, sockets, …). */
   watch(stage: ScriptStage, metrics: MetricsRegistry, clock: Clock): void {
     const labels = { stage: stage.id };

@@ -129,6 +129,7 @@ export async function startProcess(
         start: serviceFactories[ref.kind],
       });
       services.set(ref.id, service);
+      monitor.watchService(service, metrics);
       bus.join(service);
       try {
         await service.start();

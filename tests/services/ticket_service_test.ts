@@ -135,6 +135,11 @@ Deno.test("ticket: signal(null, ms) keeps the slot past the default hold; the ne
     assert.equal(gauge("stage_ticket_waiting")?.value, 1);
     assert.equal(gauge("stage_ticket_holders")?.value, 1);
     assert.ok(gauge("stage_ticket_oldest_wait_seconds") !== undefined);
+    const depth = fixture.running.metrics.snapshot().find((f) => f.name === "stage_queue_depth");
+    assert.ok(
+      depth?.samples.some((sample) => sample.labels.stage === "ticket"),
+      "the service stage's queue depth is a metric too",
+    );
     for (let i = 0; i < 2; i++) events.push(await client.next<Event>(10_000));
     assert.deepEqual(events.map((e) => e.event), ["long-start", "long-end", "next-start"]);
   });
