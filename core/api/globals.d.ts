@@ -163,7 +163,7 @@ declare namespace Stage {
          * `"ticket:category=callback"`), the slot this handler holds until it finishes;
          * `stage.signal(null, ms)` keeps it `ms` longer, `stage.signal(null, 0)` releases it.
          */
-        ticket?: { stage: string; category: string; id: string; request: string; hold?: boolean };
+        ticket?: TicketRef;
       }
       | undefined;
     /**
@@ -214,6 +214,114 @@ declare namespace Stage {
     info(message: string, properties?: Record<string, unknown>): void;
     warn(message: string, properties?: Record<string, unknown>): void;
     error(message: string, properties?: Record<string, unknown>): void;
+  }
+
+  /** A ticket as its holder sees it (`stage.context.ticket`). */
+  interface TicketRef {
+    /** The ticket stage's id. */
+    stage: string;
+    category: string;
+    /** The ticket id (`""` for a waiter). */
+    id: string;
+    /** The request that got it (what feedback reported). */
+    request: string;
+    /** Set inside the grant: this handler holds the slot until it finishes. */
+    hold?: boolean;
+  }
+
+  /** Why a ticket request was cancelled or a holder removed (`ticket:@`). */
+  type TicketEndReason = "full" | "deadline" | "closed" | "removed" | "expired";
+
+  /** An index entry's four score tiers, tier 0 first (larger ranks higher). */
+  type Score = readonly [number, number, number, number];
+
+  /** An index entry and its 1-based rank. */
+  interface RankedEntry {
+    id: string;
+    rank: number;
+    score: Score;
+  }
+
+  /** Replies of the index stage (`"rank:s|g|d|r?board"`). */
+  namespace Index {
+    interface SetReply {
+      id: string;
+      rank: number;
+      score: Score;
+      total: number;
+      previous?: { rank: number; score: Score };
+    }
+    /** A neighbour: `distance` is the tier-0 gap to the entry asked about (never negative). */
+    interface Neighbour extends RankedEntry {
+      distance: number;
+    }
+    /** `rank` and `score` are `null` when the id has no entry. */
+    interface GetReply {
+      id: string;
+      rank: number | null;
+      score: Score | null;
+      total: number;
+      above?: Neighbour;
+      below?: Neighbour;
+    }
+    interface DelReply {
+      id: string;
+      deleted: boolean;
+      rank?: number;
+      total: number;
+    }
+    interface RangeReply {
+      board: string;
+      total: number;
+      entries: RankedEntry[];
+    }
+  }
+
+  /** What `stage.signal("agent:cb", request)` sends (a bare URL string is a GET). */
+  interface AgentRequest {
+    url: string;
+    method?: string;
+    header?: Record<string, string>;
+    /** A string as is, bytes as bytes, anything else as JSON. */
+    data?: unknown;
+    /** ms, queue wait included (default: the stage's `timeout`). */
+    timeout?: number;
+    redirect?: "follow" | "manual";
+    /** Passed back untouched. */
+    extra?: unknown;
+  }
+
+  /** What the agent's callback receives; `status` is 0 and `error` set when the request failed. */
+  interface AgentResult {
+    url: string;
+    status: number;
+    effective_url: string;
+    redirect_url: string;
+    cookie: string[];
+    header: Record<string, string>;
+    extra: unknown;
+    data: {
+      type: string;
+      length: number;
+      content: string | Uint8Array;
+      charset: string;
+      time: number;
+    };
+    error?: {
+      name: "AgentError";
+      message: string;
+      code:
+        | "invalid_request"
+        | "invalid_url"
+        | "unsupported_scheme"
+        | "dns"
+        | "refused"
+        | "network"
+        | "timeout"
+        | "too_large"
+        | "busy"
+        | "stopped";
+    };
   }
 
   interface Process {

@@ -21,36 +21,16 @@
 const LISTEN = process.args[0] ?? "127.0.0.1:8813";
 const BOARD = process.args[1] ?? "global";
 
-/** What the index stage replies (see the index service documentation). */
-type Score = [number, number, number, number];
-interface Entry {
-  id: string;
-  rank: number;
-  score: Score;
-}
-interface Neighbour extends Entry {
-  distance: number;
-}
-interface GetReply {
-  id: string;
-  rank: number | null;
-  score: Score | null;
-  total: number;
-  above?: Neighbour;
-  below?: Neighbour;
-}
-interface SetReply {
-  id: string;
-  rank: number;
-  score: Score;
-  previous?: { rank: number; score: Score };
-}
-interface RangeReply {
-  total: number;
-  entries: Entry[];
-}
+// What the index stage replies: Stage.Index.* in the ambient declarations.
+type SetReply = Stage.Index.SetReply;
+type GetReply = Stage.Index.GetReply;
+type RangeReply = Stage.Index.RangeReply;
 
-const player = (entry: Entry) => ({ rank: entry.rank, user: entry.id, points: entry.score[0] });
+const player = (entry: Stage.RankedEntry) => ({
+  rank: entry.rank,
+  user: entry.id,
+  points: entry.score[0],
+});
 
 async function handle(data: Stage.Data): Promise<unknown> {
   switch (data?.message) {
