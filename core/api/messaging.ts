@@ -448,6 +448,9 @@ export class Messaging {
       replied: false,
       ...(header.error ? { errorRecord: values[0] as ErrorRecord } : {}),
     };
+    // A failure reaching a named waitfor (`"stage:msg=cb"` whose handler threw) arrives
+    // as the rebuilt error, so the callback can tell it from a value (`instanceof Error`).
+    if (header.error) values = [fromErrorRecord(values[0] as ErrorRecord)];
     return this.#context.run(store, () => {
       let result: unknown;
       try {

@@ -41,6 +41,14 @@ broker.ready("tcp://127.0.0.1:0?json", () => async (socket, data) => {
         return socket.commit({ name: (result as Error).name, message: (result as Error).message });
       }
       case "pending": return socket.commit(stage.waitfor("add") === undefined ? "clean" : "left");
+      case "named-failure": {
+        const id = stage.waitfor((value: unknown) => {
+          stage.waitfor(id, null);
+          socket.commit({ isError: value instanceof Error, name: (value as Error).name, message: (value as Error).message });
+        });
+        stage.signal("calc:fail=" + id);
+        return;
+      }
     }
   } catch (error) {
     socket.commit({ error: error.name, message: error.message });
@@ -74,6 +82,17 @@ Deno.test("stage.request rejects with the receiver's error, an unknown stage, or
     assert.equal((await client.next<{ error: string }>()).error, "StageNotFoundError");
     await client.send({ op: "timeout" });
     assert.equal((await client.next<{ error: string }>()).error, "RequestTimeoutError");
+  });
+});
+
+Deno.test("a named reply waitfor gets the receiver's failure as a rebuilt Error", async () => {
+  await withStages(async (client) => {
+    await client.send({ op: "named-failure" });
+    assert.deepEqual(await client.next(), {
+      isError: true,
+      name: "RangeError",
+      message: "calc refuses",
+    });
   });
 });
 
