@@ -22,6 +22,8 @@ import {
 import {
   decodeSignalHeader,
   encodeSignal,
+  type ReplyAddress,
+  replyHeader,
   type SignalHeader,
   type TicketRef,
   ToMain,
@@ -35,10 +37,10 @@ export interface MessageContext {
   waitfor: string;
   /** The message id as delivered. */
   message: string;
-  /** Who sent it. */
-  from: { stage: string; worker: number };
+  /** Who sent it (`at`: its process, once the message has crossed processes). */
+  from: SignalHeader["from"];
   /** Where a reply goes (absent: none expected). */
-  reply?: { stage: string; worker: number; id: string };
+  reply?: ReplyAddress;
   /** The target's `?query`: an argument for the receiver. */
   query?: string;
   /** The target's `!fail`: the sender's waitfor for values nobody took. */
@@ -57,12 +59,14 @@ export interface Address {
   worker?: number;
   /** The message id. */
   id: string;
+  /** The process (bus endpoint) the worker is in, when it is not this one. */
+  at?: string;
 }
 
 /** What {@link Messaging.deliverTo} may add to a message. */
 export interface DeliveryOptions {
   /** Where the receiver's reply goes (e.g. the original sender of a routed message). */
-  reply?: NonNullable<SignalHeader["reply"]>;
+  reply?: ReplyAddress;
   /** Who the receiver sees as the sender (default: this stage and worker). */
   from?: SignalHeader["from"];
   /** The ticket the message concerns (`stage.context.ticket`). */
@@ -353,7 +357,7 @@ export class Messaging {
   #awaitReply(
     timeoutMs: number,
     describe: () => string,
-    send: (reply: NonNullable<SignalHeader["reply"]>) => void,
+    send: (reply: ReplyAddress) => void,
   ): Promise<unknown> {
     return new Promise((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined = undefined;
@@ -516,6 +520,7 @@ export class Messaging {
       stage: to.stage,
       scope: "one",
       ...(to.worker === undefined ? {} : { worker: to.worker }),
+      ...(to.at === undefined ? {} : { to: to.at }),
       message: to.id,
       from: options.from ?? this.#from(),
       ...(options.reply === undefined ? {} : { reply: options.reply }),
@@ -701,18 +706,11 @@ export class Messaging {
   }
 
   /** Sends values (or an error record) to a reply address: the worker that asked. */
-  #sendReply(reply: NonNullable<SignalHeader["reply"]>, values: unknown[], error = false): void {
-    this.#send({
-      stage: reply.stage,
-      scope: "one",
-      worker: reply.worker,
-      message: reply.id,
-      from: this.#from(),
-      ...(error ? { error: true } : {}),
-    }, values);
+  #sendReply(reply: ReplyAddress, values: unknown[], error = false): void {
+    this.#send(replyHeader(reply, this.#from(), error), values);
   }
 
-  #replyTo(reply: string | undefined): { reply?: NonNullable<SignalHeader["reply"]> } {
+  #replyTo(reply: string | undefined): { reply?: ReplyAddress } {
     return reply === undefined
       ? {}
       : { reply: { stage: this.#stage, worker: this.#worker, id: reply } };

@@ -9,7 +9,7 @@ import type { Logger } from "@logtape/logtape";
 import { LockManager, toErrorRecord } from "../message/mod.ts";
 import type { Clock } from "../time/mod.ts";
 import { packValues } from "../message/mod.ts";
-import { decodeSignalHeader, encodeSignal, type SignalHeader } from "../pool/wire.ts";
+import { decodeSignalHeader, encodeSignal, replyHeader, type SignalHeader } from "../pool/wire.ts";
 
 /** A stage that can take messages. */
 export interface BusMember {
@@ -117,14 +117,7 @@ export class LocalBus implements Bus {
     const error = toErrorRecord(Object.assign(new Error(`Undeliverable: ${why}`), {
       name: "StageNotFoundError",
     }));
-    const errorHeader: SignalHeader = {
-      stage: reply.stage,
-      scope: "one",
-      worker: reply.worker,
-      message: reply.id,
-      from: { stage: header.stage, worker: -1 },
-      error: true,
-    };
+    const errorHeader = replyHeader(reply, { stage: header.stage, worker: -1 }, true);
     back.deliver(errorHeader, encodeSignal(errorHeader, packValues([error]).bytes));
   }
 }

@@ -22,6 +22,7 @@ import {
   packTicket,
   type ProcessInfo,
   recordNames,
+  replyHeader,
   type ScriptSettings,
   type SignalHeader,
   ToMain,
@@ -427,14 +428,7 @@ export class ScriptStage {
     }
     const reply = header.reply;
     if (reply === undefined || header.error) return;
-    const errorHeader: SignalHeader = {
-      stage: reply.stage,
-      scope: "one",
-      worker: reply.worker,
-      message: reply.id,
-      from: { stage: this.id, worker },
-      error: true,
-    };
+    const errorHeader = replyHeader(reply, { stage: this.id, worker }, true);
     const error = {
       name: "WorkerTerminatedError",
       message:

@@ -106,11 +106,17 @@ export interface SignalHeader {
   scope: "one" | "all" | "local" | "remote";
   /** Deliver to this worker (replies go back to the worker that asked). */
   worker?: number;
+  /**
+   * Deliver in this process (a bus endpoint, see {@link ReplyAddress.at}):
+   * replies and exact deliveries go back to the process that asked.
+   */
+  to?: string;
   /** The message id the receiver's waitfor lookup matches. */
   message: string;
-  from: { stage: string; worker: number };
+  /** Who sent it; `at` is set once the message has left the sender's process. */
+  from: { stage: string; worker: number; at?: string };
   /** Where the receiver's reply goes. */
-  reply?: { stage: string; worker: number; id: string };
+  reply?: ReplyAddress;
   /** The values are `[ErrorRecord]`: the message reports a failure. */
   error?: boolean;
   /**
@@ -133,6 +139,38 @@ export interface SignalHeader {
    * matches it, nothing is logged and no error goes back.
    */
   optional?: boolean;
+}
+
+/**
+ * Where a reply goes: a waitfor `id` on one worker of a stage. `at` names the
+ * process (bus endpoint `node/group`) once the address has left it; absent,
+ * the address is in the process that reads it.
+ */
+export interface ReplyAddress {
+  stage: string;
+  worker: number;
+  id: string;
+  at?: string;
+}
+
+/**
+ * The header of a message to a reply address (an answer, an error record, a
+ * notification): pinned to the worker, and to its process when `at` is known.
+ */
+export function replyHeader(
+  reply: ReplyAddress,
+  from: SignalHeader["from"],
+  error = false,
+): SignalHeader {
+  return {
+    stage: reply.stage,
+    scope: "one",
+    worker: reply.worker,
+    ...(reply.at === undefined ? {} : { to: reply.at }),
+    message: reply.id,
+    from,
+    ...(error ? { error: true } : {}),
+  };
 }
 
 /**

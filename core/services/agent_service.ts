@@ -271,7 +271,7 @@ function handleMessage(api: ServiceApi, agent: Agent, input: unknown): Promise<A
     : context.message;
   agent.submit(
     input,
-    (result) => api.deliverTo({ stage: from.stage, worker: from.worker, id }, [result]),
+    (result) => api.deliverTo({ ...from, id }, [result]),
   );
 }
 

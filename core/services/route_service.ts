@@ -15,7 +15,12 @@
  */
 import { type MessageContext, RequestTimeoutError } from "../api/messaging.ts";
 import { registerErrorClass, toErrorRecord } from "../message/mod.ts";
-import { type Candidate, RouteTable, type SubscriberRef } from "./route_table.ts";
+import {
+  type Candidate,
+  RouteTable,
+  subscriberAddress,
+  type SubscriberRef,
+} from "./route_table.ts";
 import type { ServiceFactory } from "./service_stage.ts";
 
 /** Raised (at the sender) when nobody takes a routed message and it has no `!fail` callback. */
@@ -123,7 +128,7 @@ export function routeService(options: RouteServiceOptions = {}): ServiceFactory 
       let answer: unknown;
       try {
         answer = await api.requestTo(
-          { stage: subscriber.stage, worker: subscriber.worker, id: probeId },
+          subscriberAddress(subscriber, probeId),
           [id, argument],
           probeTimeoutMs,
         );
@@ -187,11 +192,7 @@ export function routeService(options: RouteServiceOptions = {}): ServiceFactory 
 
     function handOver(candidate: Candidate, values: unknown[], context: MessageContext): void {
       api.deliverTo(
-        {
-          stage: candidate.subscriber.stage,
-          worker: candidate.subscriber.worker,
-          id: candidate.callback,
-        },
+        subscriberAddress(candidate.subscriber, candidate.callback),
         values,
         {
           from: context.from,
@@ -207,7 +208,7 @@ export function routeService(options: RouteServiceOptions = {}): ServiceFactory 
       const { from, fail, reply, query } = context;
       if (fail !== undefined) {
         api.deliverTo(
-          { stage: from.stage, worker: from.worker, id: fail },
+          subscriberAddress(from, fail),
           values,
           query === undefined ? {} : { query },
         );

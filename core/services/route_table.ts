@@ -12,6 +12,8 @@ import type { Clock, TimerHandle } from "../time/mod.ts";
 export interface SubscriberRef {
   readonly stage: string;
   readonly worker: number;
+  /** Its process, when it is not the route stage's (a bus endpoint). */
+  readonly at?: string;
 }
 
 /** A live, unpaused subscriber of an id: who to ask, and where a delivery goes. */
@@ -53,7 +55,17 @@ interface Topic {
 
 /** A subscriber's table key. */
 export function subscriberKey(subscriber: SubscriberRef): string {
-  return `${subscriber.stage}/${subscriber.worker}`;
+  const here = `${subscriber.stage}/${subscriber.worker}`;
+  return subscriber.at === undefined ? here : `${here}@${subscriber.at}`;
+}
+
+/** Where a message to one of a subscriber's waitfors goes. */
+export function subscriberAddress(
+  subscriber: SubscriberRef,
+  id: string,
+): { stage: string; worker: number; id: string; at?: string } {
+  const { stage, worker, at } = subscriber;
+  return at === undefined ? { stage, worker, id } : { stage, worker, id, at };
 }
 
 /**

@@ -27,6 +27,8 @@ export type TicketEndReason =
 export interface TicketRequester {
   stage: string;
   worker: number;
+  /** Its process, when it is not the ticket stage's (a bus endpoint). */
+  at?: string;
 }
 
 /** A request as the service hands it to the book. */

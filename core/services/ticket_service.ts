@@ -68,8 +68,8 @@ const verbs = {
         `Ticket request "${name}" names no callback: use "ticket:${name}=callback"`,
       );
     }
-    const { stage, worker, id: callback } = context.reply;
-    const ask = { requester: { stage, worker }, callback, values, ...parseQuery(context.query) };
+    const { id: callback, ...requester } = context.reply;
+    const ask = { requester, callback, values, ...parseQuery(context.query) };
     book.request(name, ask);
     // The reply address is the callback: the grant answers it, not this return value.
     return undefined;
