@@ -6,7 +6,8 @@
  * @module
  */
 import type { Logger } from "@logtape/logtape";
-import { LockManager, toErrorRecord } from "../message/mod.ts";
+import { toErrorRecord } from "../message/mod.ts";
+import { BusLocks } from "./bus_locks.ts";
 import type { Clock } from "../time/mod.ts";
 import { packValues } from "../message/mod.ts";
 import { decodeSignalHeader, encodeSignal, replyHeader, type SignalHeader } from "../pool/wire.ts";
@@ -40,47 +41,18 @@ export class LocalBus implements Bus {
   detached = false;
   #members = new Map<string, BusMember>();
   #log: Logger;
-  #locks: LockManager;
+  #locks: BusLocks;
 
   constructor(log: Logger, clock: Clock) {
     this.#log = log;
-    this.#locks = new LockManager({
-      clock,
-      // The owner's turn: call its callback on the worker that asked, with its values.
-      grant: (grant) => {
-        const [stage, worker] = grant.owner.split("/") as [string, string];
-        const header: SignalHeader = {
-          stage,
-          scope: "one",
-          worker: Number(worker),
-          message: grant.callback,
-          from: { stage, worker: Number(worker) },
-        };
-        this.#members.get(stage)?.deliver(header, encodeSignal(header, grant.values as Uint8Array));
-      },
-      expired: (grant) =>
-        this.#log.warning("Lock {name} held by {owner} expired without release", {
-          name: grant.name,
-          owner: grant.owner,
-        }),
+    this.#locks = new BusLocks(clock, log, (owner, header, body) => {
+      this.#members.get(owner.stage)?.deliver(header, body);
     });
   }
 
   /** Stops lock expiry timers. */
   close(): void {
     this.#locks.close();
-  }
-
-  #lock(header: SignalHeader, values: Uint8Array): void {
-    const lock = header.lock!;
-    const owner = `${header.from.stage}/${header.from.worker}`;
-    if (lock.op === "acquire") {
-      this.#locks.acquire(lock.name, { owner, callback: lock.callback, values: values.slice() });
-    } else if (lock.op === "extend") {
-      this.#locks.extend(lock.name, owner, lock.ms ?? 100);
-    } else {
-      this.#locks.release(lock.name, owner, lock.callback);
-    }
   }
 
   join(member: BusMember): void {
@@ -94,7 +66,7 @@ export class LocalBus implements Bus {
   route(body: Uint8Array): void {
     const { header, values } = decodeSignalHeader(body);
     if (header.lock !== undefined) {
-      this.#lock(header, values);
+      this.#locks.handle(header, values);
       return;
     }
     const member = header.scope === "remote" ? undefined : this.#members.get(header.stage);
