@@ -1,0 +1,258 @@
+/**
+ * The bus of one process among several on a machine: stages of this process
+ * are delivered to directly, stages elsewhere through the local {@link BusHub}.
+ * It implements every target form across processes:
+ *
+ * - `one` (`"stage:msg"`): round robin over every instance of the stage, here
+ *   and in the other processes, skipping processes that are overloaded or
+ *   draining (unless no other instance is left);
+ * - `all` (`"*stage:msg"`): this process's instance and every other one;
+ * - `local` (`"=stage:msg"`): like `one`, among the instances on this machine
+ *   (the hub connects one machine, so that is all of them);
+ * - `remote` (`"+stage:msg"`): like `one`, among other machines' (none here);
+ * - replies and exact deliveries (`to`): to the process that asked.
+ *
+ * A message that leaves the process is stamped with where it came from
+ * (`from.at`, `reply.at`), so answers find their way back. A message nobody
+ * can take is answered with a `StageNotFoundError` (or `BusUnavailableError`
+ * once the hub is gone) when its sender waits for a reply.
+ *
+ * @module
+ */
+import type { Logger } from "@logtape/logtape";
+import { packValues, toErrorRecord } from "../message/mod.ts";
+import { decodeSignalHeader, encodeSignal, replyHeader, type SignalHeader } from "../pool/wire.ts";
+import {
+  BusFrame,
+  decodeFrame,
+  encodeControl,
+  encodeMessage,
+  type EndpointInfo,
+  type EndpointState,
+} from "./bus_frames.ts";
+import { type BusConnection, connectBus, framedConnection } from "./bus_socket.ts";
+import type { Bus, BusMember } from "./local_bus.ts";
+
+/** Options of {@link ProcessBus.connect}. */
+export interface ProcessBusOptions {
+  /** The hub's socket file. */
+  path: string;
+  /** This process's node name (its machine). */
+  node: string;
+  /** This process's endpoint name, unique on the bus (`node/group`). */
+  endpoint: string;
+  log: Logger;
+}
+
+/** A process's end of the local bus. */
+export class ProcessBus implements Bus, AsyncDisposable {
+  readonly endpoint: string;
+  readonly node: string;
+  #members = new Map<string, BusMember>();
+  #connection: BusConnection;
+  #log: Logger;
+  #peers: EndpointInfo[] = [];
+  #cursors = new Map<string, number>();
+  #state: EndpointState = "ready";
+  #open = true;
+
+  private constructor(options: ProcessBusOptions, conn: Deno.Conn) {
+    this.endpoint = options.endpoint;
+    this.node = options.node;
+    this.#log = options.log;
+    this.#connection = framedConnection(
+      conn,
+      (payload) => this.#frame(payload),
+      (error) => this.#log.warning("Bus link failed: {error}", { error }),
+    );
+    this.#connection.closed.then(() => {
+      if (!this.#open) return;
+      this.#open = false;
+      this.#peers = [];
+      this.#log.error(
+        "Lost the local bus (hub {path}): messages to other processes fail until restart",
+        { path: options.path },
+      );
+    });
+  }
+
+  /** Connects to the hub and says hello. */
+  static async connect(options: ProcessBusOptions): Promise<ProcessBus> {
+    const bus = new ProcessBus(options, await connectBus(options.path));
+    bus.#connection.send(encodeControl(BusFrame.Hello, bus.#info()));
+    return bus;
+  }
+
+  /** While true this process takes no routed work from the others (overloaded). */
+  get detached(): boolean {
+    return this.#state !== "ready";
+  }
+
+  set detached(value: boolean) {
+    if (this.#state === "draining") return;
+    const state = value ? "overloaded" : "ready";
+    if (state === this.#state) return;
+    this.#state = state;
+    this.#update();
+  }
+
+  /** Takes no new routed work from now on (shutdown); replies still arrive. */
+  drain(): void {
+    this.#state = "draining";
+    this.#update();
+  }
+
+  /** The other processes on the bus, as the hub last reported them. */
+  get peers(): readonly EndpointInfo[] {
+    return this.#peers;
+  }
+
+  join(member: BusMember): void {
+    this.#members.set(member.id, member);
+    this.#update();
+  }
+
+  leave(id: string): void {
+    this.#members.delete(id);
+    this.#update();
+  }
+
+  route(body: Uint8Array): void {
+    const { header, values } = decodeSignalHeader(body);
+    if (header.lock !== undefined) {
+      // Locks are machine-wide: the hub keeps them.
+      this.#send(undefined, header, values, BusFrame.Lock);
+      return;
+    }
+    if (header.to !== undefined && header.to !== this.endpoint) {
+      this.#send(header.to, header, values);
+      return;
+    }
+    const local = this.#members.get(header.stage);
+    if (header.to !== undefined || header.worker !== undefined) {
+      // An answer or an exact delivery for this process.
+      if (local !== undefined) local.deliver(header, body);
+      else this.#undeliverable(header, `no stage "${header.stage}" in this process`);
+      return;
+    }
+    const others = this.#peers.filter((peer) =>
+      peer.endpoint !== this.endpoint && peer.stages.includes(header.stage) &&
+      (header.scope !== "remote" || peer.node !== this.node) &&
+      (header.scope !== "local" || peer.node === this.node)
+    );
+    if (header.scope === "all") {
+      local?.deliver(header, body);
+      for (const peer of others) this.#send(peer.endpoint, header, values);
+      if (local === undefined && others.length === 0) {
+        this.#undeliverable(header, `no instance of stage "${header.stage}" on the bus`);
+      }
+      return;
+    }
+    const here = local !== undefined && header.scope !== "remote" ? [this.endpoint] : [];
+    const ready = [
+      ...(this.#state === "ready" ? here : []),
+      ...others.filter((peer) => peer.state === "ready").map((peer) => peer.endpoint),
+    ];
+    // Skip overloaded or draining processes, unless nobody else can take it.
+    const candidates = ready.length > 0 ? ready : [...here, ...others.map((p) => p.endpoint)];
+    if (candidates.length === 0) {
+      const where = header.scope === "remote" ? "on other servers" : "on the bus";
+      this.#undeliverable(header, `no instance of stage "${header.stage}" ${where}`);
+      return;
+    }
+    const cursor = this.#cursors.get(header.stage) ?? 0;
+    this.#cursors.set(header.stage, cursor + 1);
+    const chosen = candidates[cursor % candidates.length]!;
+    if (chosen === this.endpoint) local!.deliver(header, body);
+    else this.#send(chosen, header, values);
+  }
+
+  /** Closes the link to the hub. */
+  close(): void {
+    this.#open = false;
+    this.#connection.close();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    return this.#connection.closed;
+  }
+
+  #info(): EndpointInfo {
+    return {
+      endpoint: this.endpoint,
+      node: this.node,
+      stages: [...this.#members.keys()],
+      state: this.#state,
+    };
+  }
+
+  #update(): void {
+    if (this.#open) this.#connection.send(encodeControl(BusFrame.Update, this.#info()));
+  }
+
+  /** Sends a message out of this process, stamped with where answers go. */
+  #send(
+    target: string | undefined,
+    header: SignalHeader,
+    values: Uint8Array,
+    type: number = BusFrame.Send,
+  ): void {
+    if (!this.#open) {
+      this.#undeliverable(header, "the local bus is not connected", "BusUnavailableError");
+      return;
+    }
+    const stamped: SignalHeader = {
+      ...header,
+      from: header.from.at === undefined ? { ...header.from, at: this.endpoint } : header.from,
+      ...(header.reply === undefined || header.reply.at !== undefined
+        ? {}
+        : { reply: { ...header.reply, at: this.endpoint } }),
+    };
+    const message = encodeSignal(stamped, values);
+    this.#connection.send(
+      type === BusFrame.Send ? encodeMessage(type, message, target) : encodeMessage(type, message),
+    );
+  }
+
+  #frame(payload: Uint8Array): void {
+    let frame;
+    try {
+      frame = decodeFrame(payload);
+    } catch (error) {
+      this.#log.error("Bad frame from the bus hub: {error}", { error });
+      return;
+    }
+    if (frame.type === BusFrame.Membership) {
+      this.#peers = frame.members;
+      return;
+    }
+    if (frame.type !== BusFrame.Deliver) {
+      this.#log.error("The bus hub sent frame type {type}", { type: frame.type });
+      return;
+    }
+    const { header } = decodeSignalHeader(frame.message);
+    const member = this.#members.get(header.stage);
+    if (member !== undefined) member.deliver(header, frame.message);
+    else this.#undeliverable(header, `no stage "${header.stage}" in process ${this.endpoint}`);
+  }
+
+  /** Logs a message nobody can take and answers a sender that waits for a reply. */
+  #undeliverable(header: SignalHeader, why: string, name = "StageNotFoundError"): void {
+    this.#log.warning("Message {message} from {from} not delivered: {why}", {
+      message: header.message,
+      from: header.from.stage,
+      why,
+    });
+    const reply = header.reply;
+    if (reply === undefined || header.error) return;
+    const error = toErrorRecord(Object.assign(new Error(`Undeliverable: ${why}`), { name }));
+    const back = replyHeader(reply, { stage: header.stage, worker: -1 }, true);
+    const body = encodeSignal(back, packValues([error]).bytes);
+    if (reply.at === undefined || reply.at === this.endpoint) {
+      this.#members.get(reply.stage)?.deliver(back, body);
+    } else if (this.#open) {
+      this.#connection.send(encodeMessage(BusFrame.Send, body, reply.at));
+    }
+  }
+}
