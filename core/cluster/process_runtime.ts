@@ -20,7 +20,8 @@ import { FlowGate, PendingBound } from "../net/flow_gate.ts";
 import { ConnectionQuota } from "../net/connection_quota.ts";
 import { type Clock, systemClock } from "../time/mod.ts";
 import { SharedTable } from "../ring/shared_table.ts";
-import { LocalBus } from "./local_bus.ts";
+import { type Bus, LocalBus } from "./local_bus.ts";
+import { ProcessBus } from "./process_bus.ts";
 import { OnceRegistry } from "./once_registry.ts";
 import { ScriptStage, StageStartError } from "./script_stage.ts";
 import { serviceFactories, ServiceStage } from "../services/mod.ts";
@@ -46,6 +47,11 @@ export interface ProcessOptions {
   limits?: Partial<BrokerLimits>;
   /** The process's metrics registry (default: a new one). */
   metrics?: MetricsRegistry;
+  /**
+   * Join the local bus of a supervisor's hub (this process is one of several);
+   * absent, the process is alone and its bus is in-process.
+   */
+  hub?: { path: string; node: string; endpoint: string };
 }
 
 /** A running process. */
@@ -74,7 +80,9 @@ export async function startProcess(
   const log = options.log;
   const clock = options.clock ?? systemClock;
   const once = new OnceRegistry();
-  const bus = new LocalBus(log, clock);
+  const bus: Bus = options.hub === undefined
+    ? new LocalBus(log, clock)
+    : await ProcessBus.connect({ ...options.hub, log });
   const shared = SharedTable.create(config.script.shared);
   const stages = new Map<string, ScriptStage>();
   const services = new Map<string, ServiceStage>();
@@ -108,6 +116,7 @@ export async function startProcess(
   });
   const limits = { ...brokerLimitsFromFlow(config.flow), ...options.limits };
   const stop = async (graceMs = 5000) => {
+    bus.drain?.();
     await Promise.all([...stages.values()].reverse().map((stage) => stage.stop(graceMs)));
     // Services last: script stages finishing their work may still need them.
     await Promise.all([...services.values()].reverse().map((service) => service.stop()));
