@@ -192,6 +192,7 @@ export async function startProcess(
         gate,
         pending,
         quota,
+        sharedAddresses: config.services.tcp,
       });
       stages.set(ref.id, stage);
       monitor.watch(stage, metrics, clock);

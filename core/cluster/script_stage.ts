@@ -95,6 +95,8 @@ export interface ScriptStageOptions {
   pending?: PendingBound;
   /** The process's connection limits (total and per IP). */
   quota?: ConnectionQuota;
+  /** `#services` TCP addresses, shared with other processes (SO_REUSEPORT). */
+  sharedAddresses?: readonly string[];
 }
 
 /** Raised when a stage cannot start (script failed to load, address in use, …). */
@@ -253,6 +255,9 @@ export class ScriptStage {
       scheduler: homes,
       ...(options.gate === undefined ? {} : { gate: options.gate }),
       ...(options.quota === undefined ? {} : { quota: options.quota }),
+      ...(options.sharedAddresses === undefined
+        ? {}
+        : { sharedAddresses: options.sharedAddresses }),
       clock: options.clock,
       log: options.log,
       ...(options.limits === undefined ? {} : { limits: options.limits }),

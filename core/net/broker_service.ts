@@ -23,7 +23,7 @@ import type { FlowGate } from "./flow_gate.ts";
 import { Admission } from "./admission.ts";
 import { Connection, type ConnectionEvents } from "./connection.ts";
 import { ConnectionQuota, type RefusalReason } from "./connection_quota.ts";
-import { type ListenAddress, parseListenAddress } from "./listen_address.ts";
+import { isSharedAddress, type ListenAddress, parseListenAddress } from "./listen_address.ts";
 import type { StreamConn, StreamListener, Transport } from "./transport.ts";
 
 /**
@@ -99,6 +99,11 @@ export interface BrokerServiceOptions {
   quota?: ConnectionQuota;
   /** The process's input gate (the `#threads` bound and overload read budgets). */
   gate?: FlowGate;
+  /**
+   * `#services` TCP addresses: listening on one of them shares the port with
+   * the other processes that do (SO_REUSEPORT); any other address is exclusive.
+   */
+  sharedAddresses?: readonly string[];
 }
 
 interface Server {
@@ -215,7 +220,9 @@ export class BrokerService {
     let listener: StreamListener;
     try {
       address = parseListenAddress(url);
-      listener = this.#options.transport.listen(address.hostname, address.port);
+      const reusePort = address.port !== 0 &&
+        isSharedAddress(this.#options.sharedAddresses ?? [], address.hostname, address.port);
+      listener = this.#options.transport.listen(address.hostname, address.port, { reusePort });
     } catch (error) {
       this.#options.log.error("Stage {stage} cannot listen on {url}: {error}", {
         stage: this.#options.stageId,

@@ -238,3 +238,28 @@ function decode(text: string, fail: (problem: string) => never): string {
     return fail(`"${text}" is not validly percent-encoded`);
   }
 }
+
+/**
+ * Whether `hostname:port` is one of the `"host:port"` addresses of `#services`
+ * (shared by several processes through SO_REUSEPORT). An empty host and
+ * `0.0.0.0` are the same; IPv6 hosts are written in brackets.
+ *
+ * @example
+ * ```ts
+ * import { isSharedAddress } from "./listen_address.ts";
+ * if (!isSharedAddress(["0.0.0.0:8801"], "0.0.0.0", 8801)) throw new Error("shared");
+ * if (isSharedAddress(["0.0.0.0:8801"], "127.0.0.1", 8801)) throw new Error("another host");
+ * ```
+ */
+export function isSharedAddress(
+  shared: readonly string[],
+  hostname: string,
+  port: number,
+): boolean {
+  const host = (name: string) => name === "" ? "0.0.0.0" : name.replace(/^\[(.*)\]$/, "$1");
+  return shared.some((entry) => {
+    const colon = entry.lastIndexOf(":");
+    return Number(entry.slice(colon + 1)) === port &&
+      host(entry.slice(0, colon)) === host(hostname);
+  });
+}

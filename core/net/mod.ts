@@ -23,6 +23,7 @@ export {
 } from "./framing.ts";
 export {
   DEFAULT_PACKET_SIZE,
+  isSharedAddress,
   type ListenAddress,
   type ListenProtocol,
   parseByteSize,
