@@ -12,3 +12,20 @@ export {
   type OverloadDetectorOptions,
   type OverloadState,
 } from "./overload_detector.ts";
+export {
+  BusConnectError,
+  BusDisconnectedError,
+  BusNoRespondersError,
+  BusTimeoutError,
+  type LinkHandler,
+  type LinkMessage,
+  type LinkStatus,
+  type LinkSubscription,
+  type NatsAuth,
+  NatsLink,
+  type NatsLinkOptions,
+  type ReconnectBackoff,
+} from "./nats_link.ts";
+export { BusHub, type BusHubOptions } from "./bus_hub.ts";
+export { ProcessBus, type ProcessBusOptions } from "./process_bus.ts";
+export type { EndpointInfo, EndpointState } from "./bus_frames.ts";
