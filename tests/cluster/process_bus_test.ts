@@ -205,3 +205,12 @@ Deno.test("ProcessBus: ordering locks are machine-wide (kept by the hub)", async
     lock(buses[2]!, "release", "*");
   });
 });
+
+Deno.test("BusHub listens on an owner-only socket in an owner-only folder", async () => {
+  await using hub = await BusHub.start({ clock: systemClock, log });
+  const folder = hub.path.slice(0, hub.path.lastIndexOf("/"));
+  assert.equal((await Deno.stat(folder)).mode! & 0o777, 0o700);
+  assert.equal((await Deno.lstat(hub.path)).mode! & 0o777, 0o600);
+  await hub.close();
+  await assert.rejects(Deno.stat(folder), Deno.errors.NotFound, "closing removes it");
+});
