@@ -150,14 +150,28 @@ export class BusHub implements AsyncDisposable {
     }
   }
 
-  /** Forwards a stage message to an endpoint, or answers its sender that it is gone. */
+  /**
+   * Forwards a stage message to an endpoint. When that endpoint is gone, a
+   * message its sender only chose by round robin goes to another instance;
+   * anything else is answered with an error (when its sender waits for one).
+   */
   #deliver(target: string | undefined, message: Uint8Array): void {
-    const peer = target === undefined ? undefined : this.#byEndpoint.get(target);
+    let peer = target === undefined ? undefined : this.#byEndpoint.get(target);
+    const header = peer === undefined ? decodeSignalHeader(message).header : undefined;
+    if (
+      header !== undefined && header.to === undefined && header.worker === undefined &&
+      header.scope !== "all"
+    ) {
+      const others = [...this.#byEndpoint.values()].filter((p) =>
+        p.info!.stages.includes(header.stage)
+      );
+      peer = others.find((p) => p.info!.state === "ready") ?? others[0];
+    }
     if (peer !== undefined) {
       peer.connection.send(encodeMessage(BusFrame.Deliver, message));
       return;
     }
-    const { header } = decodeSignalHeader(message);
+    if (header === undefined) return;
     this.#log.warning("Message {message} for {stage} not delivered: endpoint {target} is gone", {
       message: header.message,
       stage: header.stage,

@@ -21,7 +21,13 @@
  */
 import type { Logger } from "@logtape/logtape";
 import { packValues, toErrorRecord } from "../message/mod.ts";
-import { decodeSignalHeader, encodeSignal, replyHeader, type SignalHeader } from "../pool/wire.ts";
+import {
+  decodeSignalHeader,
+  encodeSignal,
+  type ReplyAddress,
+  replyHeader,
+  type SignalHeader,
+} from "../pool/wire.ts";
 import {
   BusFrame,
   decodeFrame,
@@ -32,6 +38,11 @@ import {
 } from "./bus_frames.ts";
 import { type BusConnection, connectBus, framedConnection } from "./bus_socket.ts";
 import type { Bus, BusMember } from "./local_bus.ts";
+
+/** Unanswered requests kept before the oldest are checked for age. */
+const AWAITING_PRUNE_SIZE = 10_000;
+/** How long an unanswered request to another process is remembered. */
+const AWAITING_MAX_AGE_MS = 10 * 60_000;
 
 /** Options of {@link ProcessBus.connect}. */
 export interface ProcessBusOptions {
@@ -55,6 +66,14 @@ export class ProcessBus implements Bus, AsyncDisposable {
   #cursors = new Map<string, number>();
   #state: EndpointState = "ready";
   #open = true;
+  /**
+   * Requests sent to other processes and not answered yet: reply key → the
+   * endpoint that has them, so they fail at once when it dies (not at their timeout).
+   */
+  #awaiting = new Map<
+    string,
+    { endpoint: string; reply: ReplyAddress; message: string; at: number }
+  >();
 
   private constructor(options: ProcessBusOptions, conn: Deno.Conn) {
     this.endpoint = options.endpoint;
@@ -210,6 +229,9 @@ export class ProcessBus implements Bus, AsyncDisposable {
         : { reply: { ...header.reply, at: this.endpoint } }),
     };
     const message = encodeSignal(stamped, values);
+    if (target !== undefined && header.reply !== undefined && header.reply.at === undefined) {
+      this.#remember(target, header.reply, header.message);
+    }
     this.#connection.send(
       type === BusFrame.Send ? encodeMessage(type, message, target) : encodeMessage(type, message),
     );
@@ -224,7 +246,10 @@ export class ProcessBus implements Bus, AsyncDisposable {
       return;
     }
     if (frame.type === BusFrame.Membership) {
+      const gone = new Set(this.#peers.map((peer) => peer.endpoint));
+      for (const peer of frame.members) gone.delete(peer.endpoint);
       this.#peers = frame.members;
+      if (gone.size > 0) this.#failAwaiting(gone);
       return;
     }
     if (frame.type !== BusFrame.Deliver) {
@@ -232,9 +257,48 @@ export class ProcessBus implements Bus, AsyncDisposable {
       return;
     }
     const { header } = decodeSignalHeader(frame.message);
+    if (header.to === this.endpoint && header.worker !== undefined) {
+      this.#awaiting.delete(`${header.stage}/${header.worker}/${header.message}`);
+    }
     const member = this.#members.get(header.stage);
     if (member !== undefined) member.deliver(header, frame.message);
     else this.#undeliverable(header, `no stage "${header.stage}" in process ${this.endpoint}`);
+  }
+
+  #remember(endpoint: string, reply: ReplyAddress, message: string): void {
+    const now = Date.now();
+    this.#awaiting.set(`${reply.stage}/${reply.worker}/${reply.id}`, {
+      endpoint,
+      reply,
+      message,
+      at: now,
+    });
+    // Replies that never come (a handler that answers nobody) are forgotten after a while.
+    if (this.#awaiting.size > AWAITING_PRUNE_SIZE) {
+      for (const [key, entry] of this.#awaiting) {
+        if (now - entry.at < AWAITING_MAX_AGE_MS) break;
+        this.#awaiting.delete(key);
+      }
+    }
+  }
+
+  /** Processes left the bus: what they owed answers to learns at once. */
+  #failAwaiting(gone: Set<string>): void {
+    for (const [key, entry] of this.#awaiting) {
+      if (!gone.has(entry.endpoint)) continue;
+      this.#awaiting.delete(key);
+      const error = toErrorRecord(Object.assign(
+        new Error(
+          `The handler of "${entry.message}" did not complete: its process ${entry.endpoint} left the bus (it exited or crashed)`,
+        ),
+        { name: "WorkerTerminatedError" },
+      ));
+      const back = replyHeader(entry.reply, { stage: "", worker: -1, at: entry.endpoint }, true);
+      this.#members.get(entry.reply.stage)?.deliver(
+        back,
+        encodeSignal(back, packValues([error]).bytes),
+      );
+    }
   }
 
   /** Logs a message nobody can take and answers a sender that waits for a reply. */

@@ -5,6 +5,8 @@
 import assert from "node:assert/strict";
 import { BusHub } from "../../core/cluster/bus_hub.ts";
 import { ProcessBus } from "../../core/cluster/process_bus.ts";
+import { BusFrame, encodeControl, encodeMessage } from "../../core/cluster/bus_frames.ts";
+import { connectBus, framedConnection } from "../../core/cluster/bus_socket.ts";
 import type { BusMember } from "../../core/cluster/local_bus.ts";
 import { coreLogger } from "../../core/log/mod.ts";
 import { packValues, unpackValues } from "../../core/message/mod.ts";
@@ -166,7 +168,20 @@ Deno.test("ProcessBus: a reply finds the process that asked; undeliverable messa
 
 Deno.test("ProcessBus: a process that left is routed around; the hub answers for it", async () => {
   await withBus(async (buses, members, hub) => {
+    // A request already with n1/2 when it goes: the asker hears at once, not at its timeout.
+    buses[0]!.route(message({
+      stage: "calc",
+      worker: 0,
+      to: "n1/2",
+      message: "slow",
+      reply: { stage: "start", worker: 2, id: "~pending" },
+    }));
+    await members[2]![0]!.count(1);
     await buses[2]![Symbol.asyncDispose]();
+    const [lost] = await members[0]![1]!.count(1);
+    assert.equal(lost!.header.message, "~pending");
+    assert.equal((lost!.values[0] as { name: string }).name, "WorkerTerminatedError");
+    members[0]![1]!.received.length = 0;
     await until("departure", () => hub.members.length === 2 && buses[0]!.peers.length === 2);
     for (let i = 0; i < 10; i++) buses[0]!.route(message({ stage: "calc" }, i));
     await members[0]![0]!.count(5);
@@ -213,4 +228,24 @@ Deno.test("BusHub listens on an owner-only socket in an owner-only folder", asyn
   assert.equal((await Deno.lstat(hub.path)).mode! & 0o777, 0o600);
   await hub.close();
   await assert.rejects(Deno.stat(folder), Deno.errors.NotFound, "closing removes it");
+});
+
+Deno.test("BusHub: a message its sender routed to a process that is gone goes to another instance", async () => {
+  await withBus(async (_buses, members, hub) => {
+    // A stale sender: it still believes n1/9 serves "calc".
+    const conn = await connectBus(hub.path);
+    const link = framedConnection(conn, () => {});
+    link.send(encodeControl(BusFrame.Hello, {
+      endpoint: "n1/8",
+      node: "n1",
+      stages: [],
+      state: "ready",
+    }));
+    link.send(encodeMessage(BusFrame.Send, message({ stage: "calc" }, "rerouted"), "n1/9"));
+    const deliveries = () => members.flatMap(([calc]) => calc!.received);
+    await until("the rerouted message", () => deliveries().length === 1);
+    assert.deepEqual(deliveries()[0]!.values, ["rerouted"]);
+    link.close();
+    await link.closed;
+  });
 });
