@@ -9,7 +9,12 @@ export type CliCommand =
   | {
     command: "run";
     config: string;
+    /** `--single`: every `#startup` group in this process (the default for now). */
     single: boolean;
+    /** `--supervise`: one child process per `#startup` group, restarted when it dies. */
+    supervise: boolean;
+    /** `--group <n>`: run only that `#startup` group (how the supervisor starts a child). */
+    group?: number;
     transpile: boolean;
     workers?: number;
     args: string[];
@@ -41,6 +46,9 @@ Options (run, check):
                     also STAGE_TRANSPILE=1
 Options (run):
   --single          run every #startup group in this one process (the default for now)
+  --supervise       run as a supervisor: one child process per #startup group, restarted
+                    with backoff when it dies, stopped gracefully on SIGINT/SIGTERM
+  --group <n>       run only #startup group n (an index from 0; what --supervise starts)
   --workers <n>     override #threads[0]
   -- <args...>      arguments for scripts (process.args)
 `;
@@ -70,6 +78,8 @@ export function parseCli(
   }
   let config = DEFAULT_CONFIG;
   let single = false;
+  let supervise = false;
+  let group: number | undefined;
   let transpile = env("STAGE_TRANSPILE") === "1";
   let workers: number | undefined;
   const args: string[] = [];
@@ -87,7 +97,14 @@ export function parseCli(
     else if (arg.startsWith("--config=")) config = arg.slice("--config=".length);
     else if (arg === "--transpile") transpile = true;
     else if (arg === "--single" && command === "run") single = true;
-    else if (arg === "--workers" && command === "run") {
+    else if (arg === "--supervise" && command === "run") supervise = true;
+    else if (arg === "--group" && command === "run") {
+      const text = value();
+      if (!/^\d{1,6}$/.test(text)) {
+        throw new UsageError(`--group expects a #startup group index (0, 1, …); got "${text}"`);
+      }
+      group = Number(text);
+    } else if (arg === "--workers" && command === "run") {
       const text = value();
       const n = Number(text);
       if (!Number.isInteger(n) || n < 1 || n > 256) {
@@ -97,10 +114,17 @@ export function parseCli(
     } else throw new UsageError(`Unknown option "${arg}" for "${command}"`);
   }
   if (command === "check") return { command, config, transpile };
+  const modes = [single && "--single", supervise && "--supervise", group !== undefined && "--group"]
+    .filter((mode) => mode !== false);
+  if (modes.length > 1) {
+    throw new UsageError(`Options ${modes.join(" and ")} cannot be combined; choose one`);
+  }
   return {
     command,
     config,
     single,
+    supervise,
+    ...(group === undefined ? {} : { group }),
     transpile,
     ...(workers === undefined ? {} : { workers }),
     args,

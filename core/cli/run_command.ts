@@ -2,17 +2,41 @@
  * `stage run`: load the config, start the stages, run until SIGINT/SIGTERM,
  * stop gracefully.
  *
+ * Three modes: every `#startup` group in this process (`--single`, the default
+ * for now); a supervisor of one child process per group (`--supervise`); and a
+ * child running one group (`--group <n>`, what the supervisor starts).
+ *
  * @module
  */
+import type { Logger } from "@logtape/logtape";
 import { ConfigError, loadConfig, type StageConfig } from "../config/mod.ts";
 import { startProcess } from "../cluster/mod.ts";
+import { Supervisor } from "../cluster/supervisor.ts";
+import {
+  currentRuntime,
+  DenoChildLauncher,
+  selfCommand,
+  setProcessTitle,
+  SUPERVISED_ENV,
+  untilStdinCloses,
+} from "../cluster/child_launcher.ts";
 import { coreLogger, defaultLogOptions, setupLogging } from "../log/mod.ts";
 import { isCompiledBinary } from "../script/mod.ts";
+import { systemClock } from "../time/mod.ts";
 import type { CliCommand } from "./cli_args.ts";
 import type { CliIo } from "./cli_io.ts";
 
 /** Exit codes of `stage`. */
 export const ExitCode = { Ok: 0, Failure: 1, Usage: 2 } as const;
+
+/**
+ * How long the supervisor waits for its children to stop after SIGTERM before
+ * it kills them: above a child's own per-stage grace (5 s), so a draining
+ * child is not cut short.
+ */
+export const SUPERVISOR_GRACE_MS = 10_000;
+
+type RunCli = Extract<CliCommand, { command: "run" }>;
 
 /**
  * Loads and validates the config; a bad config is reported on standard error
@@ -38,30 +62,54 @@ export async function loadConfigOrReport(
 }
 
 /** Runs `stage run`; resolves with the exit code. */
-export async function runCommand(
-  cli: Extract<CliCommand, { command: "run" }>,
-  io: CliIo,
-): Promise<number> {
+export async function runCommand(cli: RunCli, io: CliIo): Promise<number> {
   const logOptions = defaultLogOptions(io.env);
   const resolved = {
     ...logOptions,
     format: logOptions.format === "auto" ? (io.isTerminal ? "pretty" : "json") : logOptions.format,
   } as const;
   setupLogging(resolved, io.isTerminal);
-  const log = coreLogger("cluster");
+  const group = cli.group;
+  const log = group === undefined
+    ? coreLogger("cluster")
+    : coreLogger("cluster").with({ group, pid: Deno.pid });
   // Listen for signals before anything starts, so an early Ctrl-C still stops gracefully.
-  const stopRequested = io.shutdownSignal();
+  let stopRequested = io.shutdownSignal();
+  if (group !== undefined && io.env(SUPERVISED_ENV) === "1") {
+    // The orphan rule: the supervisor's end of our stdin closes when it dies.
+    const orphaned = untilStdinCloses().then(() => "stdin closed (the supervisor is gone)");
+    stopRequested = Promise.race([stopRequested, orphaned]);
+  }
   const config = await loadConfigOrReport(cli.config, io);
   if (config === undefined) return ExitCode.Usage;
+  if (group !== undefined && group >= config.startup.length) {
+    io.err(
+      `stage: --group ${group} is not a #startup group of ${config.configPath}: ` +
+        `it has ${config.startup.length} group(s)` +
+        (config.startup.length === 0 ? "" : ` (0..${config.startup.length - 1})`),
+    );
+    return ExitCode.Usage;
+  }
+  if (cli.supervise) return await supervise(cli, config, log, stopRequested);
   const transpile = cli.transpile || isCompiledBinary();
-  log.info("Stage starting: config {config}, {groups} process group(s), scripts {mode}", {
-    config: config.configPath,
-    groups: config.startup.length,
-    mode: transpile ? "transpiled" : "imported natively",
-  });
+  if (group === undefined) {
+    log.info("Stage starting: config {config}, {groups} process group(s), scripts {mode}", {
+      config: config.configPath,
+      groups: config.startup.length,
+      mode: transpile ? "transpiled" : "imported natively",
+    });
+  } else {
+    setProcessTitle(`stage[${group}]`);
+    log.info("Stage starting: config {config}, group {group} ({stages}), scripts {mode}", {
+      config: config.configPath,
+      stages: describeGroup(config, group),
+      mode: transpile ? "transpiled" : "imported natively",
+    });
+  }
   let running;
   try {
     running = await startProcess(config, {
+      ...(group === undefined ? {} : { groups: [group] }),
       transpile,
       args: cli.args,
       logOptions: resolved,
@@ -78,4 +126,44 @@ export async function runCommand(
   await running.stop();
   log.info("Stage stopped");
   return ExitCode.Ok;
+}
+
+/** `stage run --supervise`: one child per group until SIGINT/SIGTERM, then stop them. */
+async function supervise(
+  cli: RunCli,
+  config: StageConfig,
+  log: Logger,
+  stopRequested: Promise<string>,
+): Promise<number> {
+  const launcher = new DenoChildLauncher(selfCommand(currentRuntime(isCompiledBinary())), {
+    config: config.configPath,
+    transpile: cli.transpile,
+    args: cli.args,
+    ...(cli.workers === undefined ? {} : { workers: cli.workers }),
+  });
+  log.info("Stage supervisor starting: config {config}, {groups} process group(s)", {
+    config: config.configPath,
+    groups: config.startup.length,
+  });
+  const supervisor = new Supervisor({
+    groups: config.startup.map((_, index) => index),
+    launcher,
+    clock: systemClock,
+    log,
+    describe: (group) => describeGroup(config, group),
+  });
+  supervisor.start();
+  log.info("Stage supervisor running (pid {pid}); stop with Ctrl-C or SIGTERM", {
+    pid: Deno.pid,
+  });
+  const signal = await stopRequested;
+  log.info("Stage stopping on {signal}", { signal });
+  await supervisor.stop(SUPERVISOR_GRACE_MS);
+  log.info("Stage stopped");
+  return ExitCode.Ok;
+}
+
+/** `"script+game, =ticket+ticket"`: the stages of one group, for log lines. */
+function describeGroup(config: StageConfig, group: number): string {
+  return (config.startup[group] ?? []).map((ref) => `${ref.kind}+${ref.id}`).join(", ");
 }

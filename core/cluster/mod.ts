@@ -8,6 +8,29 @@ export { type ProcessOptions, type RunningProcess, startProcess } from "./proces
 export { ScriptStage, type ScriptStageOptions, StageStartError } from "./script_stage.ts";
 export { FlowMonitor, type FlowMonitorOptions, type OverloadEffects } from "./flow_monitor.ts";
 export {
+  type BackoffPolicy,
+  type ChildExit,
+  type ChildHandle,
+  type ChildLauncher,
+  type ChildSignal,
+  type ChildState,
+  type ChildStatus,
+  DEFAULT_BACKOFF,
+  Supervisor,
+  type SupervisorOptions,
+} from "./supervisor.ts";
+export {
+  childArgs,
+  currentRuntime,
+  DEFAULT_DENO_FLAGS,
+  DenoChildLauncher,
+  GROUP_ENV,
+  selfCommand,
+  setProcessTitle,
+  SUPERVISED_ENV,
+  untilStdinCloses,
+} from "./child_launcher.ts";
+export {
   OverloadDetector,
   type OverloadDetectorOptions,
   type OverloadState,

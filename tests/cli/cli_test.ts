@@ -27,6 +27,7 @@ Deno.test("parseCli: the last --config wins; unknown commands and options are us
     command: "run",
     config: "b.json",
     single: false,
+    supervise: false,
     transpile: false,
     args: ["x", "--y"],
   });
@@ -38,6 +39,80 @@ Deno.test("parseCli: the last --config wins; unknown commands and options are us
   assert.throws(() => parseCli(["run", "--bogus"]), UsageError);
   assert.throws(() => parseCli(["run", "--workers", "0"]), UsageError);
   assert.throws(() => parseCli(["run", "--config"]), UsageError);
+});
+
+Deno.test("parseCli: --supervise and --group choose the process mode, one at a time", () => {
+  const child = parseCli(["run", "--group", "1", "--workers", "2", "--", "x"]);
+  assert.equal(child.command === "run" && child.group, 1);
+  assert.equal(child.command === "run" && child.supervise, false);
+  const supervisor = parseCli(["run", "--supervise"]);
+  assert.equal(supervisor.command === "run" && supervisor.supervise, true);
+  assert.equal(supervisor.command === "run" && "group" in supervisor, false);
+  assert.throws(() => parseCli(["run", "--group", "-1"]), /--group expects .*got "-1"/);
+  assert.throws(() => parseCli(["run", "--group", "one"]), /got "one"/);
+  assert.throws(() => parseCli(["run", "--group"]), /needs a value/);
+  assert.throws(
+    () => parseCli(["run", "--supervise", "--single"]),
+    /--single and --supervise cannot be combined/,
+  );
+  assert.throws(() => parseCli(["run", "--supervise", "--group", "0"]), /cannot be combined/);
+  assert.throws(() => parseCli(["check", "--supervise"]), /Unknown option "--supervise"/);
+});
+
+Deno.test("stage run --group exits 2 when the config has no such #startup group", async () => {
+  const { dir, config } = await writeDeployment(CONFIG, { "start.ts": SERVER });
+  try {
+    const result = await runStage(["run", "--config", config, "--group", "1"]);
+    assert.equal(result.code, 2);
+    assert.match(
+      result.stderr,
+      /--group 1 is not a #startup group .*it has 1 group\(s\) \(0\.\.0\)/,
+    );
+    assert.doesNotMatch(result.stdout, /listening on/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("stage run --group run by hand serves its group, names it in its title and ignores a closed stdin", async () => {
+  const { dir, config } = await writeDeployment(
+    {
+      ...CONFIG,
+      "#startup": [["script+other"], ["script+start"]],
+      script: {
+        ...CONFIG.script,
+        "script+other": "other",
+      },
+    },
+    { "start.ts": SERVER, "other.ts": "throw new Error('group 0 must not start');" },
+  );
+  const port = freePort();
+  try {
+    // StageProcess's stdin is /dev/null: end-of-file at once, which only a supervised child heeds.
+    await using stage = new StageProcess([
+      "run",
+      "--config",
+      config,
+      "--group",
+      "1",
+      "--",
+      String(port),
+    ]);
+    const running = await stage.waitFor((line) => line.message.startsWith("Stage running"));
+    assert.equal(running.properties.group, 1);
+    await using client = await FrameClient.connect(port, "json");
+    await client.send({ n: 1 });
+    assert.deepEqual(await client.next(), { n: 1 });
+    const title = await Deno.readTextFile(`/proc/${stage.child.pid}/cmdline`);
+    assert.equal(title.replace(/\0+$/, ""), "stage[1]");
+    assert.ok(!stage.lines.some((line) => line.message.startsWith("Stage stopping")));
+    stage.signal("SIGTERM");
+    await client.closedByServer();
+    assert.equal(await stage.exitCode(), 0);
+    assert.ok(stage.lines.some((line) => line.message.includes("SIGTERM")));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("stage version prints the version; an unknown command exits 2", async () => {
