@@ -10,16 +10,18 @@
  */
 import type { Logger } from "@logtape/logtape";
 import { ConfigError, loadConfig, type StageConfig } from "../config/mod.ts";
-import { startProcess } from "../cluster/mod.ts";
-import { Supervisor } from "../cluster/supervisor.ts";
 import {
+  BUS_ENV,
+  BusHub,
   currentRuntime,
   DenoChildLauncher,
   selfCommand,
   setProcessTitle,
+  startProcess,
   SUPERVISED_ENV,
+  Supervisor,
   untilStdinCloses,
-} from "../cluster/child_launcher.ts";
+} from "../cluster/mod.ts";
 import { coreLogger, defaultLogOptions, setupLogging } from "../log/mod.ts";
 import { isCompiledBinary } from "../script/mod.ts";
 import { systemClock } from "../time/mod.ts";
@@ -110,6 +112,7 @@ export async function runCommand(cli: RunCli, io: CliIo): Promise<number> {
   try {
     running = await startProcess(config, {
       ...(group === undefined ? {} : { groups: [group] }),
+      ...hubOf(config, group, io),
       transpile,
       args: cli.args,
       logOptions: resolved,
@@ -135,12 +138,14 @@ async function supervise(
   log: Logger,
   stopRequested: Promise<string>,
 ): Promise<number> {
+  // The local bus: the children of this machine reach each other through its hub.
+  const hub = await BusHub.start({ clock: systemClock, log });
   const launcher = new DenoChildLauncher(selfCommand(currentRuntime(isCompiledBinary())), {
     config: config.configPath,
     transpile: cli.transpile,
     args: cli.args,
     ...(cli.workers === undefined ? {} : { workers: cli.workers }),
-  });
+  }, { [BUS_ENV]: hub.path });
   log.info("Stage supervisor starting: config {config}, {groups} process group(s)", {
     config: config.configPath,
     groups: config.startup.length,
@@ -159,8 +164,21 @@ async function supervise(
   const signal = await stopRequested;
   log.info("Stage stopping on {signal}", { signal });
   await supervisor.stop(SUPERVISOR_GRACE_MS);
+  await hub.close();
   log.info("Stage stopped");
   return ExitCode.Ok;
+}
+
+/** A supervised child joins its supervisor's local bus (named by {@link BUS_ENV}). */
+function hubOf(
+  config: StageConfig,
+  group: number | undefined,
+  io: CliIo,
+): { hub?: { path: string; node: string; endpoint: string } } {
+  const path = io.env(BUS_ENV);
+  if (group === undefined || path === undefined || path === "") return {};
+  const node = config.cluster?.node ?? Deno.hostname();
+  return { hub: { path, node, endpoint: `${node}/${group}` } };
 }
 
 /** `"script+game, =ticket+ticket"`: the stages of one group, for log lines. */

@@ -16,6 +16,8 @@ import type { ChildExit, ChildHandle, ChildLauncher, ChildSignal } from "./super
 export const SUPERVISED_ENV = "STAGE_SUPERVISED";
 /** Set to the group index in a child's environment (informational, for scripts and tools). */
 export const GROUP_ENV = "STAGE_GROUP";
+/** Set for children of a supervisor: the socket file of its local bus hub. */
+export const BUS_ENV = "STAGE_BUS";
 
 /**
  * The Deno flags a child gets when the supervisor's own cannot be read (outside
@@ -155,10 +157,13 @@ export function currentRuntime(compiled: boolean): RuntimeFacts {
 export class DenoChildLauncher implements ChildLauncher {
   readonly #self: SelfCommand;
   readonly #args: ChildArgs;
+  readonly #env: Record<string, string>;
 
-  constructor(self: SelfCommand, args: ChildArgs) {
+  /** @param env more environment for every child (e.g. the bus hub's socket, {@link BUS_ENV}) */
+  constructor(self: SelfCommand, args: ChildArgs, env: Record<string, string> = {}) {
     this.#self = self;
     this.#args = args;
+    this.#env = env;
   }
 
   /** The full command line of group `group`'s child (for logs and tests). */
@@ -170,7 +175,7 @@ export class DenoChildLauncher implements ChildLauncher {
     const [execPath, ...args] = this.commandLine(group);
     const child = new Deno.Command(execPath!, {
       args,
-      env: { [GROUP_ENV]: String(group), [SUPERVISED_ENV]: "1" },
+      env: { ...this.#env, [GROUP_ENV]: String(group), [SUPERVISED_ENV]: "1" },
       stdin: "piped",
       stdout: "inherit",
       stderr: "inherit",

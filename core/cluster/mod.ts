@@ -20,6 +20,7 @@ export {
   type SupervisorOptions,
 } from "./supervisor.ts";
 export {
+  BUS_ENV,
   childArgs,
   currentRuntime,
   DEFAULT_DENO_FLAGS,
