@@ -9,9 +9,12 @@ export type CliCommand =
   | {
     command: "run";
     config: string;
-    /** `--single`: every `#startup` group in this process (the default for now). */
+    /** `--single`: every `#startup` group in this process (development, tests). */
     single: boolean;
-    /** `--supervise`: one child process per `#startup` group, restarted when it dies. */
+    /**
+     * Supervisor mode — the default, or `--supervise`: one child process per
+     * `#startup` group, restarted when it dies. False with `--single` or `--group`.
+     */
     supervise: boolean;
     /** `--group <n>`: run only that `#startup` group (how the supervisor starts a child). */
     group?: number;
@@ -35,7 +38,8 @@ export const DEFAULT_CONFIG = "config/stage.json";
 export const USAGE = `Usage: stage <command> [options]
 
 Commands:
-  run      start the stages of config/stage.json
+  run      start the stages of config/stage.json: a supervisor with one child process
+           per #startup group (or every group in this process with --single)
   check    validate the config and type-check the scripts on its package path
   version  print the version
   help     print this help
@@ -45,9 +49,9 @@ Options (run, check):
   --transpile       import scripts through the transpiler (what a compiled binary does);
                     also STAGE_TRANSPILE=1
 Options (run):
-  --single          run every #startup group in this one process (the default for now)
-  --supervise       run as a supervisor: one child process per #startup group, restarted
-                    with backoff when it dies, stopped gracefully on SIGINT/SIGTERM
+  --single          run every #startup group in this one process (development, tests)
+  --supervise       the default: a supervisor of one child process per #startup group,
+                    restarted with backoff when it dies, stopped gracefully on SIGINT/SIGTERM
   --group <n>       run only #startup group n (an index from 0; what --supervise starts)
   --workers <n>     override #threads[0]
   -- <args...>      arguments for scripts (process.args)
@@ -123,7 +127,7 @@ export function parseCli(
     command,
     config,
     single,
-    supervise,
+    supervise: supervise || (!single && group === undefined),
     ...(group === undefined ? {} : { group }),
     transpile,
     ...(workers === undefined ? {} : { workers }),

@@ -138,8 +138,18 @@ async function supervise(
   log: Logger,
   stopRequested: Promise<string>,
 ): Promise<number> {
-  // The local bus: the children of this machine reach each other through its hub.
-  const hub = await BusHub.start({ clock: systemClock, log });
+  // The local bus: the children of this machine reach each other through its hub;
+  // a child says through it when its stages are up.
+  const started: { supervisor?: Supervisor } = {};
+  const hub = await BusHub.start({
+    clock: systemClock,
+    log,
+    onReady(endpoint) {
+      const group = Number(endpoint.slice(endpoint.lastIndexOf("/") + 1));
+      log.info("Process group {group} is ready", { group });
+      started.supervisor?.ready(group);
+    },
+  });
   const launcher = new DenoChildLauncher(selfCommand(currentRuntime(isCompiledBinary())), {
     config: config.configPath,
     transpile: cli.transpile,
@@ -150,23 +160,31 @@ async function supervise(
     config: config.configPath,
     groups: config.startup.length,
   });
-  const supervisor = new Supervisor({
+  // A group that cannot start (a config or script error, an address in use) stops them all.
+  let exitCode: number = ExitCode.Ok;
+  let fatal!: (why: string) => void;
+  const failed = new Promise<string>((resolve) => fatal = resolve);
+  const supervisor = started.supervisor = new Supervisor({
     groups: config.startup.map((_, index) => index),
     launcher,
     clock: systemClock,
     log,
     describe: (group) => describeGroup(config, group),
+    onFatal(group, exit) {
+      exitCode = exit.code === ExitCode.Usage ? ExitCode.Usage : ExitCode.Failure;
+      fatal(`process group ${group} could not start`);
+    },
   });
   supervisor.start();
   log.info("Stage supervisor running (pid {pid}); stop with Ctrl-C or SIGTERM", {
     pid: Deno.pid,
   });
-  const signal = await stopRequested;
+  const signal = await Promise.race([stopRequested, failed]);
   log.info("Stage stopping on {signal}", { signal });
   await supervisor.stop(SUPERVISOR_GRACE_MS);
   await hub.close();
   log.info("Stage stopped");
-  return ExitCode.Ok;
+  return exitCode;
 }
 
 /** A supervised child joins its supervisor's local bus (named by {@link BUS_ENV}). */

@@ -36,12 +36,16 @@ export interface EndpointInfo {
   node: string;
   /** Stage ids served here. */
   stages: string[];
-  /** `ready` takes routed work; `overloaded` and `draining` take none (replies still arrive). */
+  /**
+   * `ready` takes routed work; `starting` (its stages are not all up yet),
+   * `overloaded` and `draining` take none while a ready instance exists
+   * (replies and exact deliveries still arrive).
+   */
   state: EndpointState;
 }
 
 /** Routing state of an endpoint (DESIGN.md §3 `#router`, the multi-process issue). */
-export type EndpointState = "ready" | "overloaded" | "draining";
+export type EndpointState = "starting" | "ready" | "overloaded" | "draining";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -82,7 +86,7 @@ function checkInfo(value: unknown): EndpointInfo {
     typeof info !== "object" || info === null || typeof info.endpoint !== "string" ||
     typeof info.node !== "string" || !Array.isArray(info.stages) ||
     !info.stages.every((stage) => typeof stage === "string") ||
-    !["ready", "overloaded", "draining"].includes(info.state)
+    !["starting", "ready", "overloaded", "draining"].includes(info.state)
   ) {
     throw new TypeError(`Bad endpoint info on the bus: ${JSON.stringify(value)}`);
   }

@@ -33,6 +33,8 @@ interface Peer {
 export interface BusHubOptions {
   clock: Clock;
   log: Logger;
+  /** An endpoint reported that every stage of its process started (each time it does). */
+  onReady?(endpoint: string): void;
 }
 
 /** The local bus's hub. */
@@ -42,9 +44,11 @@ export class BusHub implements AsyncDisposable {
   #byEndpoint = new Map<string, Peer>();
   #locks: BusLocks;
   #log: Logger;
+  #onReady: (endpoint: string) => void;
 
   private constructor(options: BusHubOptions) {
     this.#log = options.log;
+    this.#onReady = options.onReady ?? (() => {});
     this.#locks = new BusLocks(options.clock, options.log, (owner, _header, body) => {
       this.#deliver(owner.at, body);
     });
@@ -83,7 +87,11 @@ export class BusHub implements AsyncDisposable {
       connection: framedConnection(
         conn,
         (payload) => this.#frame(peer, payload),
-        (error) => this.#log.warning("Bus connection failed: {error}", { error }),
+        (error) => {
+          // A process that exits resets its connection: its departure is logged on close.
+          if (error instanceof Deno.errors.ConnectionReset) return;
+          this.#log.warning("Bus connection failed: {error}", { error });
+        },
       ),
     };
     this.#peers.add(peer);
@@ -129,9 +137,12 @@ export class BusHub implements AsyncDisposable {
             stages: frame.info.stages.join(", "),
           });
         }
+        const wasStarting = peer.info === undefined || peer.info.state === "starting";
         peer.info = frame.info;
         this.#byEndpoint.set(frame.info.endpoint, peer);
         this.#announce();
+        const up = frame.info.state === "ready" || frame.info.state === "overloaded";
+        if (wasStarting && up) this.#onReady(frame.info.endpoint);
         return;
       }
       case BusFrame.Send:

@@ -27,6 +27,8 @@ export interface Bus {
   route(body: Uint8Array): void;
   /** While true this process takes no routed work from peers (it is overloaded). */
   detached: boolean;
+  /** Every stage of the process started: peers may route work to it. */
+  ready?(): void;
   /** Takes no new routed work from peers from now on (shutdown); replies still arrive. */
   drain?(): void;
   /** Releases what the bus holds (lock timers, its link to other processes). */

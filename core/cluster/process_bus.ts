@@ -64,7 +64,9 @@ export class ProcessBus implements Bus, AsyncDisposable {
   #log: Logger;
   #peers: EndpointInfo[] = [];
   #cursors = new Map<string, number>();
-  #state: EndpointState = "ready";
+  #state: EndpointState = "starting";
+  /** Overloaded (the flow monitor's verdict), whatever the lifecycle state. */
+  #overloaded = false;
   #open = true;
   /**
    * Requests sent to other processes and not answered yet: reply key → the
@@ -104,14 +106,22 @@ export class ProcessBus implements Bus, AsyncDisposable {
 
   /** While true this process takes no routed work from the others (overloaded). */
   get detached(): boolean {
-    return this.#state !== "ready";
+    return this.#overloaded;
   }
 
   set detached(value: boolean) {
-    if (this.#state === "draining") return;
-    const state = value ? "overloaded" : "ready";
-    if (state === this.#state) return;
-    this.#state = state;
+    if (value === this.#overloaded) return;
+    this.#overloaded = value;
+    if (this.#state === "ready" || this.#state === "overloaded") {
+      this.#state = value ? "overloaded" : "ready";
+      this.#update();
+    }
+  }
+
+  /** Every stage of this process started: it takes routed work (unless overloaded). */
+  ready(): void {
+    if (this.#state !== "starting") return;
+    this.#state = this.#overloaded ? "overloaded" : "ready";
     this.#update();
   }
 

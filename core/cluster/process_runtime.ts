@@ -206,5 +206,6 @@ export async function startProcess(
       }
     }
   }
+  bus.ready?.();
   return { stages, services, metrics, monitor, stop };
 }

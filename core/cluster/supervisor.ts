@@ -88,6 +88,14 @@ export interface SupervisorOptions {
   backoff?: Partial<BackoffPolicy>;
   /** The stages of a group for log lines, e.g. `"script+game, =ticket+ticket"` (default: none). */
   describe?: (group: number) => string;
+  /**
+   * A group cannot run, so restarting it is pointless: its child exited with
+   * code 2 (a usage or config error), or exited before the group was ever
+   * ready (see {@link Supervisor.ready}: a script that does not load, an
+   * address in use). The supervisor restarts nothing after this; the caller
+   * usually stops the others and exits with `exit.code`.
+   */
+  onFatal?(group: number, exit: ChildExit): void;
 }
 
 interface Slot {
@@ -101,6 +109,8 @@ interface Slot {
   lastExit?: ChildExit;
   restartInMs?: number;
   timer?: TimerHandle;
+  /** The group's child reported ready at least once (a later crash is restarted). */
+  everReady: boolean;
 }
 
 /**
@@ -145,6 +155,7 @@ export class Supervisor implements AsyncDisposable {
   /** Set before anything else in {@link stop}: from then on an exit is never a crash. */
   #stopRequested = false;
   #stopping: Promise<void> | undefined;
+  #onFatal: SupervisorOptions["onFatal"];
 
   constructor(options: SupervisorOptions) {
     for (const group of options.groups) {
@@ -174,7 +185,9 @@ export class Supervisor implements AsyncDisposable {
       startedAt: 0,
       starts: 0,
       failures: 0,
+      everReady: false,
     }));
+    this.#onFatal = options.onFatal;
   }
 
   /** Starts one child per group (once; later calls do nothing). */
@@ -182,6 +195,15 @@ export class Supervisor implements AsyncDisposable {
     if (this.#started || this.#stopRequested) return;
     this.#started = true;
     for (const slot of this.#slots) this.#spawn(slot);
+  }
+
+  /**
+   * The child of `group` is up (its stages started). Until a group has been
+   * ready once, its child exiting is fatal, not a crash to restart.
+   */
+  ready(group: number): void {
+    const slot = this.#slots.find((candidate) => candidate.group === group);
+    if (slot !== undefined && slot.child !== undefined) slot.everReady = true;
   }
 
   /** The current state of every group's child, in group order. */
@@ -263,6 +285,15 @@ export class Supervisor implements AsyncDisposable {
       return;
     }
     const uptimeMs = this.#clock.now() - slot.startedAt;
+    if (this.#onFatal !== undefined && (exit.code === 2 || !slot.everReady)) {
+      slot.state = "stopped";
+      this.#log.error(
+        `The child of ${where} (pid {pid}) could not start: ${how}; not restarting it`,
+        fields,
+      );
+      this.#onFatal(slot.group, exit);
+      return;
+    }
     const delayMs = this.#nextDelay(slot, uptimeMs);
     this.#log.warn(
       `The child of ${where} (pid {pid}) died: ${how} after {uptimeMs} ms; ` +

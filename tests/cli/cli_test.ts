@@ -27,10 +27,12 @@ Deno.test("parseCli: the last --config wins; unknown commands and options are us
     command: "run",
     config: "b.json",
     single: false,
-    supervise: false,
+    supervise: true,
     transpile: false,
     args: ["x", "--y"],
   });
+  const single = parseCli(["run", "--single"]);
+  assert.equal(single.command === "run" && single.supervise, false, "--single: no supervisor");
   assert.equal(
     parseCli(["check"], (n) => n === "STAGE_TRANSPILE" ? "1" : undefined).command,
     "check",
@@ -41,7 +43,7 @@ Deno.test("parseCli: the last --config wins; unknown commands and options are us
   assert.throws(() => parseCli(["run", "--config"]), UsageError);
 });
 
-Deno.test("parseCli: --supervise and --group choose the process mode, one at a time", () => {
+Deno.test("parseCli: the supervisor is the default; --single and --group choose otherwise, one at a time", () => {
   const child = parseCli(["run", "--group", "1", "--workers", "2", "--", "x"]);
   assert.equal(child.command === "run" && child.group, 1);
   assert.equal(child.command === "run" && child.supervise, false);

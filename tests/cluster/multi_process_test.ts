@@ -131,9 +131,9 @@ async function withCluster(
   try {
     await using stage = new StageProcess(["run", "--supervise", "--config", config]);
     try {
-      // Every group joined the bus (the hub logs each endpoint's hello).
-      const joined = (line: LogLine) => line.message.includes("joined with stages");
-      await stage.waitFor((line) => joined(line) && stage.lines.filter(joined).length >= 3);
+      // Every group is up: its stages started and it told the hub (which routes by it).
+      const ready = (line: LogLine) => /^Process group \d+ is ready/.test(line.message);
+      await stage.waitFor((line) => ready(line) && stage.lines.filter(ready).length >= 3);
       await stage.waitFor((line) => line.message.includes("listening on"));
       await using client = await FrameClient.connect(port, "json");
       // Membership reaches every process shortly after the hellos.

@@ -84,6 +84,7 @@ async function withBus(
       buses.push(bus);
       const stages = [new Recorder("calc", bus.endpoint), new Recorder("start", bus.endpoint)];
       for (const stage of stages) bus.join(stage);
+      bus.ready();
       members.push(stages);
     }
     await until(

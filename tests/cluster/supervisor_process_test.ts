@@ -49,6 +49,11 @@ async function childrenUp(stage: StageProcess): Promise<[number, number]> {
   for (const group of [0, 1]) {
     const pid = (await stage.waitFor(isStart(group))).properties.pid as number;
     await stage.waitFor(isListening(group, pid));
+    // Ready (its stages started): from now on a death is a crash to restart, not a failed start.
+    await stage.waitFor((line) =>
+      line.message.startsWith("Process group") && line.message.endsWith("is ready") &&
+      line.properties.group === group
+    );
     pids.push(pid);
   }
   return [pids[0]!, pids[1]!];

@@ -352,3 +352,41 @@ Deno.test("childArgs names the config, the group and the options to pass on", ()
     "0",
   ]);
 });
+
+Deno.test("Supervisor: a group that never got ready, or exits with code 2, is fatal (not restarted)", async () => {
+  const clock = new ManualClock();
+  const launcher = new FakeLauncher();
+  const { log } = recordingLogger();
+  const fatal: [number, ChildExit][] = [];
+  const supervisor = new Supervisor({
+    groups: [0, 1, 2],
+    launcher,
+    clock,
+    log,
+    onFatal: (group, exit) => fatal.push([group, exit]),
+  });
+  supervisor.start();
+  supervisor.ready(1);
+  supervisor.ready(2);
+  // Group 0 dies before it was ever ready: a failed start.
+  launcher.last(0).exit({ code: 1, signal: null });
+  // Group 1 was ready: a crash, restarted with backoff.
+  launcher.last(1).exit({ code: null, signal: "SIGKILL" });
+  // Group 2 exits with a usage/config error: restarting cannot help.
+  launcher.last(2).exit({ code: 2, signal: null });
+  await settle();
+  assert.deepEqual(fatal, [[0, { code: 1, signal: null }], [2, { code: 2, signal: null }]]);
+  assert.deepEqual(supervisor.children.map((child) => child.state), [
+    "stopped",
+    "backoff",
+    "stopped",
+  ]);
+  clock.advance(250);
+  assert.equal(launcher.of(1).length, 2, "the crashed group came back");
+  assert.equal(launcher.of(0).length, 1);
+  // Once ready, a group stays restartable: its new child dying early is a crash too.
+  launcher.last(1).exit({ code: 1, signal: null });
+  await settle();
+  assert.equal(fatal.length, 2);
+  await supervisor.stop(1000);
+});
