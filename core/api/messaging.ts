@@ -16,6 +16,7 @@ import {
   parseTarget,
   registerErrorClass,
   toErrorRecord,
+  unpackData,
   unpackValues,
   WaitforRegistry,
 } from "../message/mod.ts";
@@ -409,11 +410,19 @@ export class Messaging {
   /** A stage message for this worker arrived (ring record `ToWorker.Signal`). */
   receive(body: Uint8Array): unknown {
     const { header, values: packed } = decodeSignalHeader(body);
+    if (this.#service && (header.submit !== undefined || header.thread !== undefined)) {
+      this.#log.warning("Service stage {stage} runs no code: refused a submit/thread from {from}", {
+        stage: this.#stage,
+        from: header.from.stage,
+      });
+      return undefined;
+    }
     if (header.submit !== undefined) return this.#runSubmit(header.submit, packed);
     if (header.thread !== undefined) return this.#runThread(header, packed);
     let values: unknown[];
     try {
-      values = unpackValues(packed);
+      // A service (outside the sandbox) never rebuilds — evaluates — a function a script sent.
+      values = this.#service ? unpackData(packed) : unpackValues(packed);
     } catch (error) {
       this.#log.error("Cannot read message {message} from {from}: {error}", {
         message: header.message,

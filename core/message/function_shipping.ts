@@ -170,3 +170,21 @@ export function packValues(values: readonly unknown[]): PackedValues {
 export function unpackValues(bytes: Uint8Array): unknown[] {
   return restoreFunctions(deserialize(bytes), new Set()) as unknown[];
 }
+
+/**
+ * Deserializes values packed by {@link packValues} as data: shipped functions
+ * stay {@link ShippedFunction} records (never evaluated here) and travel on as
+ * such when packed again, to be rebuilt where they are meant to run. For code
+ * outside the script sandbox (service stages on the main thread), which must
+ * never evaluate source a script sent.
+ *
+ * @example
+ * ```ts
+ * import { isShippedFunction, packValues, unpackData } from "./function_shipping.ts";
+ * const [value] = unpackData(packValues([(x: number) => x + 1]).bytes);
+ * if (!isShippedFunction(value)) throw new Error("kept as a record");
+ * ```
+ */
+export function unpackData(bytes: Uint8Array): unknown[] {
+  return deserialize(bytes) as unknown[];
+}

@@ -27,6 +27,7 @@ export {
   rebuildFunction,
   shipFunction,
   type ShippedFunction,
+  unpackData,
   unpackValues,
 } from "./function_shipping.ts";
 export {

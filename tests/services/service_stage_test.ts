@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { coreLogger } from "../../core/log/mod.ts";
-import { packValues, unpackValues } from "../../core/message/mod.ts";
+import { isShippedFunction, packValues, shipFunction, unpackData } from "../../core/message/mod.ts";
 import { MetricsRegistry } from "../../core/metrics/mod.ts";
 import { decodeSignalHeader, encodeSignal, type SignalHeader } from "../../core/pool/wire.ts";
 import { type ServiceFactory, ServiceStage } from "../../core/services/mod.ts";
@@ -23,7 +23,7 @@ function harness(start: ServiceFactory) {
     route(body: Uint8Array) {
       const { header, values } = decodeSignalHeader(body);
       if (header.stage === service.id) service.deliver(header, body);
-      else sent.push({ header, values: unpackValues(values) });
+      else sent.push({ header, values: unpackData(values) }); // as data: never rebuilt here
     },
   };
   const service: ServiceStage = new ServiceStage({
@@ -111,4 +111,25 @@ Deno.test("ServiceStage.stop stops the service and refuses later messages", asyn
   assert.equal(stopped, 1);
   await service.stop();
   assert.equal(stopped, 1, "stop runs once");
+});
+
+Deno.test("ServiceStage never evaluates a function a script sent; it travels on as a record", async () => {
+  const { service, sent, send } = harness(({ api }) => {
+    api.waitfor("echo", (value: unknown) => value);
+    return { stop() {} };
+  });
+  await service.start();
+  // A hand-made record whose "source" would run code on the main thread if it were rebuilt.
+  const shipped = shipFunction(() => 1);
+  const key = Object.keys(shipped).find((k) => k !== "name")!;
+  const crafted = { ...shipped, [key]: "(globalThis.__stageServiceEval = true, () => 1)" };
+  send("echo", [crafted], "back");
+  await drained(service);
+  assert.equal((globalThis as { __stageServiceEval?: boolean }).__stageServiceEval, undefined);
+  // The reply carries the record as it came, to be rebuilt (in a worker) where it is used.
+  const { header, values } = sent[0]!;
+  assert.equal(header.message, "back");
+  assert.ok(isShippedFunction(values[0]));
+  assert.deepEqual(values[0], crafted);
+  await service.stop();
 });
