@@ -16,8 +16,8 @@ const ROOM_SIZE = Number(process.args[1] ?? 50);
 /** A seat is kept this long without a word; speaking renews it. */
 const SEAT_MS = 10 * 60_000;
 
-/** This worker's members: socket id → the ticket request and how to end the stay. */
-const members = new Map<number, { request: string; leave: () => void }>();
+/** This worker's members: socket id → their seat (ticket), its request and how to end the stay. */
+const members = new Map<number, { seat: string; request: string; leave: () => void }>();
 /** The same members by ticket request (broadcasts name the request). */
 const bySeat = new Map<string, number>();
 
@@ -32,7 +32,7 @@ stage.waitfor("chat.seat", (socketId: number, name: string) => {
   socket.commit({ message: "joined", room: ticket.category });
   stage.signal(`ticket:=${ticket.category}`, "*", `${name} joined`);
   return new Promise<void>((resolve) => {
-    members.set(socketId, { request: ticket.request, leave: resolve });
+    members.set(socketId, { seat: ticket.id, request: ticket.request, leave: resolve });
     bySeat.set(ticket.request, socketId);
   });
 });
@@ -57,6 +57,9 @@ function leave(socketId: number): boolean {
   if (member === undefined) return false;
   members.delete(socketId);
   bySeat.delete(member.request);
+  // Give the seat back now, before anything else is sent, so a join that follows our
+  // "left" finds it free (the grant's own release when it settles is then a no-op).
+  stage.signal("ticket:<", member.seat);
   member.leave();
   return true;
 }
