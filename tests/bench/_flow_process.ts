@@ -63,21 +63,28 @@ export class ServerProcess implements AsyncDisposable {
     this.#pumps = [this.#pump(this.#child.stdout), this.#pump(this.#child.stderr)];
   }
 
-  /** Resolves when an output line contains `text`; rejects on exit or after `timeoutMs`. */
-  async ready(text: string, timeoutMs = READY_TIMEOUT_MS): Promise<void> {
+  /**
+   * Resolves when `count` output lines (default 1) contain `text`, counting the
+   * kept last lines and those that follow; rejects on exit or after `timeoutMs`.
+   * Call it right after starting the process when `count` > 1, before the lines
+   * of interest can fall out of the kept tail.
+   */
+  async ready(text: string, timeoutMs = READY_TIMEOUT_MS, count = 1): Promise<void> {
     let timer: ReturnType<typeof setTimeout> | undefined;
+    const what = count === 1 ? `"${text}"` : `${count} lines with "${text}"`;
     try {
       await Promise.race([
         new Promise<void>((resolve) => {
-          if (this.#tail.some((line) => line.includes(text))) resolve();
-          this.#onLine = (line) => line.includes(text) && resolve();
+          let seen = this.#tail.filter((line) => line.includes(text)).length;
+          if (seen >= count) resolve();
+          this.#onLine = (line) => line.includes(text) && ++seen >= count && resolve();
         }),
         this.#child.status.then((status) => {
-          throw new Error(`${this.name} exited (code ${status.code}) before "${text}"`);
+          throw new Error(`${this.name} exited (code ${status.code}) before ${what}`);
         }),
         new Promise<never>((_, reject) => {
           timer = setTimeout(
-            () => reject(new Error(`${this.name}: no "${text}" within ${timeoutMs} ms`)),
+            () => reject(new Error(`${this.name}: no ${what} within ${timeoutMs} ms`)),
             timeoutMs,
           );
         }),
