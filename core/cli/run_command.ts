@@ -156,9 +156,10 @@ async function supervise(
     args: cli.args,
     ...(cli.workers === undefined ? {} : { workers: cli.workers }),
   }, { [BUS_ENV]: hub.path });
-  log.info("Stage supervisor starting: config {config}, {groups} process group(s)", {
+  log.info("Stage supervisor starting: config {config}, {groups} process group(s), bus {bus}", {
     config: config.configPath,
     groups: config.startup.length,
+    bus: hub.path,
   });
   // A group that cannot start (a config or script error, an address in use) stops them all.
   let exitCode: number = ExitCode.Ok;

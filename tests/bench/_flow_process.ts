@@ -222,6 +222,7 @@ export async function startStage(
       "--unstable-net",
       new URL("main.ts", REPO_ROOT).pathname,
       "run",
+      "--single", // one process: the figures (and RSS) are the server's own
       "--config",
       config,
       "--",

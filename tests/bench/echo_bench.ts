@@ -346,6 +346,7 @@ async function startStage(dir: string, options: EchoOptions): Promise<ServerProc
       ...profile,
       new URL("main.ts", REPO_ROOT).pathname,
       "run",
+      "--single", // one process: the figures (and RSS) are the server's own
       "--config",
       configPath,
       "--",
