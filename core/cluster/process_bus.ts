@@ -20,7 +20,7 @@
  * @module
  */
 import type { Logger } from "@logtape/logtape";
-import { packValues, toErrorRecord } from "../message/mod.ts";
+import { carriesCode, packValues, toErrorRecord } from "../message/mod.ts";
 import {
   decodeSignalHeader,
   encodeSignal,
@@ -38,6 +38,9 @@ import {
 } from "./bus_frames.ts";
 import { type BusConnection, connectBus, framedConnection } from "./bus_socket.ts";
 import type { Bus, BusMember } from "./local_bus.ts";
+import type { NatsLink } from "./nats_link.ts";
+import { NatsPeers } from "./nats_peers.ts";
+import type { Clock } from "../time/mod.ts";
 
 /** Unanswered requests kept before the oldest are checked for age. */
 const AWAITING_PRUNE_SIZE = 10_000;
@@ -53,7 +56,18 @@ export interface ProcessBusOptions {
   /** This process's endpoint name, unique on the bus (`node/group`). */
   endpoint: string;
   log: Logger;
+  /** Other machines, over NATS (`#cluster`); absent: this machine only. */
+  nats?: {
+    link: NatsLink;
+    clock: Clock;
+    /** Accept functions in messages from other machines (`#cluster.allowRemoteCode`). */
+    allowRemoteCode: boolean;
+    heartbeatMs?: number;
+  };
 }
+
+/** The error a sender gets when another machine refuses the code it sent. */
+export const REMOTE_CODE_REFUSED = "RemoteCodeRefusedError";
 
 /** A process's end of the local bus. */
 export class ProcessBus implements Bus, AsyncDisposable {
@@ -61,6 +75,9 @@ export class ProcessBus implements Bus, AsyncDisposable {
   readonly node: string;
   #members = new Map<string, BusMember>();
   #connection: BusConnection;
+  #remote: NatsPeers | undefined;
+  #remoteLink: NatsLink | undefined;
+  #allowRemoteCode = false;
   #log: Logger;
   #peers: EndpointInfo[] = [];
   #cursors = new Map<string, number>();
@@ -97,10 +114,26 @@ export class ProcessBus implements Bus, AsyncDisposable {
     });
   }
 
-  /** Connects to the hub and says hello. */
+  /** Connects to the hub (and NATS, when configured) and says hello. */
   static async connect(options: ProcessBusOptions): Promise<ProcessBus> {
     const bus = new ProcessBus(options, await connectBus(options.path));
+    const nats = options.nats;
+    if (nats !== undefined) {
+      bus.#remoteLink = nats.link;
+      bus.#allowRemoteCode = nats.allowRemoteCode;
+      bus.#remote = NatsPeers.start({
+        link: nats.link,
+        endpoint: options.endpoint,
+        node: options.node,
+        clock: nats.clock,
+        log: options.log,
+        ...(nats.heartbeatMs === undefined ? {} : { heartbeatMs: nats.heartbeatMs }),
+        onMessage: (message) => bus.#arrived(message, true),
+        onGone: (gone) => bus.#failAwaiting(gone),
+      });
+    }
     bus.#connection.send(encodeControl(BusFrame.Hello, bus.#info()));
+    bus.#remote?.announce(bus.#info());
     return bus;
   }
 
@@ -131,9 +164,9 @@ export class ProcessBus implements Bus, AsyncDisposable {
     this.#update();
   }
 
-  /** The other processes on the bus, as the hub last reported them. */
+  /** The other processes on the bus: this machine's (from the hub) and other machines'. */
   get peers(): readonly EndpointInfo[] {
-    return this.#peers;
+    return this.#remote === undefined ? this.#peers : [...this.#peers, ...this.#remote.peers];
   }
 
   join(member: BusMember): void {
@@ -164,7 +197,7 @@ export class ProcessBus implements Bus, AsyncDisposable {
       else this.#undeliverable(header, `no stage "${header.stage}" in this process`);
       return;
     }
-    const others = this.#peers.filter((peer) =>
+    const others = this.peers.filter((peer) =>
       peer.endpoint !== this.endpoint && peer.stages.includes(header.stage) &&
       (header.scope !== "remote" || peer.node !== this.node) &&
       (header.scope !== "local" || peer.node === this.node)
@@ -196,10 +229,13 @@ export class ProcessBus implements Bus, AsyncDisposable {
     else this.#send(chosen, header, values);
   }
 
-  /** Closes the link to the hub. */
+  /** Closes the link to the hub (and to NATS). */
   close(): void {
     this.#open = false;
     this.#connection.close();
+    this.#remote?.close();
+    this.#remote = undefined;
+    this.#remoteLink?.close().catch(() => {});
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -218,6 +254,25 @@ export class ProcessBus implements Bus, AsyncDisposable {
 
   #update(): void {
     if (this.#open) this.#connection.send(encodeControl(BusFrame.Update, this.#info()));
+    this.#remote?.announce(this.#info());
+  }
+
+  /**
+   * Sends a laid-out message to another process: through NATS when it is on
+   * another machine, else through the hub. Returns why it could not, if so.
+   */
+  #sendTo(endpoint: string, message: Uint8Array): string | undefined {
+    if (this.#remote?.has(endpoint)) {
+      try {
+        this.#remote.send(endpoint, message);
+        return undefined;
+      } catch (error) {
+        return `the bus to other machines is down (${(error as Error).message})`;
+      }
+    }
+    if (!this.#open) return "the local bus is not connected";
+    this.#connection.send(encodeMessage(BusFrame.Send, message, endpoint));
+    return undefined;
   }
 
   /** Sends a message out of this process, stamped with where answers go. */
@@ -239,12 +294,18 @@ export class ProcessBus implements Bus, AsyncDisposable {
         : { reply: { ...header.reply, at: this.endpoint } }),
     };
     const message = encodeSignal(stamped, values);
-    if (target !== undefined && header.reply !== undefined && header.reply.at === undefined) {
+    if (type !== BusFrame.Send || target === undefined) {
+      this.#connection.send(encodeMessage(type, message)); // locks: the hub keeps them
+      return;
+    }
+    const failed = this.#sendTo(target, message);
+    if (failed !== undefined) {
+      this.#undeliverable(header, failed, "BusUnavailableError");
+      return;
+    }
+    if (header.reply !== undefined && header.reply.at === undefined) {
       this.#remember(target, header.reply, header.message);
     }
-    this.#connection.send(
-      type === BusFrame.Send ? encodeMessage(type, message, target) : encodeMessage(type, message),
-    );
   }
 
   #frame(payload: Uint8Array): void {
@@ -266,12 +327,33 @@ export class ProcessBus implements Bus, AsyncDisposable {
       this.#log.error("The bus hub sent frame type {type}", { type: frame.type });
       return;
     }
-    const { header } = decodeSignalHeader(frame.message);
+    this.#arrived(frame.message, false);
+  }
+
+  /** A stage message from another process, of this machine or (`remote`) another one. */
+  #arrived(message: Uint8Array, remote: boolean): void {
+    let header: SignalHeader;
+    let values: Uint8Array;
+    try {
+      ({ header, values } = decodeSignalHeader(message));
+    } catch (error) {
+      this.#log.error("Bad stage message from another process: {error}", { error });
+      return;
+    }
+    if (remote && !this.#allowRemoteCode && header.lock === undefined && carriesCode(values)) {
+      this.#undeliverable(
+        header,
+        `it carries a function from another machine (${header.from.at ?? "unknown"}) and ` +
+          "#cluster.allowRemoteCode is off",
+        REMOTE_CODE_REFUSED,
+      );
+      return;
+    }
     if (header.to === this.endpoint && header.worker !== undefined) {
       this.#awaiting.delete(`${header.stage}/${header.worker}/${header.message}`);
     }
     const member = this.#members.get(header.stage);
-    if (member !== undefined) member.deliver(header, frame.message);
+    if (member !== undefined) member.deliver(header, message);
     else this.#undeliverable(header, `no stage "${header.stage}" in process ${this.endpoint}`);
   }
 
@@ -325,8 +407,8 @@ export class ProcessBus implements Bus, AsyncDisposable {
     const body = encodeSignal(back, packValues([error]).bytes);
     if (reply.at === undefined || reply.at === this.endpoint) {
       this.#members.get(reply.stage)?.deliver(back, body);
-    } else if (this.#open) {
-      this.#connection.send(encodeMessage(BusFrame.Send, body, reply.at));
+    } else {
+      this.#sendTo(reply.at, body);
     }
   }
 }

@@ -21,10 +21,35 @@ import { ConnectionQuota } from "../net/connection_quota.ts";
 import { type Clock, systemClock } from "../time/mod.ts";
 import { SharedTable } from "../ring/shared_table.ts";
 import { type Bus, LocalBus } from "./local_bus.ts";
-import { ProcessBus } from "./process_bus.ts";
+import { ProcessBus, type ProcessBusOptions } from "./process_bus.ts";
+import { NatsLink } from "./nats_link.ts";
 import { OnceRegistry } from "./once_registry.ts";
 import { ScriptStage, StageStartError } from "./script_stage.ts";
 import { serviceFactories, ServiceStage } from "../services/mod.ts";
+
+/** The NATS side of a supervised process's bus, when `#cluster.nats` names servers. */
+async function natsOf(
+  config: StageConfig,
+  hub: { endpoint: string },
+  log: Logger,
+  clock: Clock,
+): Promise<{ nats?: NonNullable<ProcessBusOptions["nats"]> }> {
+  const cluster = config.cluster;
+  if (cluster === undefined || cluster.nats.length === 0) return {};
+  const link = await NatsLink.connect({
+    servers: cluster.nats,
+    name: hub.endpoint,
+    ...(cluster.auth === undefined ? {} : { auth: cluster.auth }),
+    log,
+    clock,
+  });
+  // Code from other machines only over an authenticated cluster (DESIGN.md §4).
+  const allowRemoteCode = cluster.allowRemoteCode && cluster.auth !== undefined;
+  if (cluster.allowRemoteCode && !allowRemoteCode) {
+    log.warning("#cluster.allowRemoteCode is ignored: the cluster has no #cluster.auth");
+  }
+  return { nats: { link, clock, allowRemoteCode } };
+}
 
 /** Options of {@link startProcess}. */
 export interface ProcessOptions {
@@ -80,9 +105,16 @@ export async function startProcess(
   const log = options.log;
   const clock = options.clock ?? systemClock;
   const once = new OnceRegistry();
-  const bus: Bus = options.hub === undefined
-    ? new LocalBus(log, clock)
-    : await ProcessBus.connect({ ...options.hub, log });
+  const bus: Bus = options.hub === undefined ? new LocalBus(log, clock) : await ProcessBus.connect({
+    ...options.hub,
+    log,
+    ...await natsOf(config, options.hub, log, clock),
+  });
+  if (options.hub === undefined && (config.cluster?.nats.length ?? 0) > 0) {
+    log.warning(
+      "#cluster is set but this process runs alone (--single): it does not join the cluster",
+    );
+  }
   const shared = SharedTable.create(config.script.shared);
   const stages = new Map<string, ScriptStage>();
   const services = new Map<string, ServiceStage>();

@@ -188,3 +188,28 @@ export function unpackValues(bytes: Uint8Array): unknown[] {
 export function unpackData(bytes: Uint8Array): unknown[] {
   return deserialize(bytes) as unknown[];
 }
+
+/**
+ * Whether packed values carry a function (checked on the data, without
+ * rebuilding anything): what a receiver that refuses remote code looks at,
+ * since a sender's own claim cannot be trusted.
+ *
+ * @example
+ * ```ts
+ * import { carriesCode, packValues } from "./function_shipping.ts";
+ * if (!carriesCode(packValues([{ run: () => 1 }]).bytes)) throw new Error("found");
+ * if (carriesCode(packValues([{ n: 1 }]).bytes)) throw new Error("data only");
+ * ```
+ */
+export function carriesCode(bytes: Uint8Array): boolean {
+  const seen = new Set<object>();
+  const visit = (value: unknown): boolean => {
+    if (typeof value !== "object" || value === null || seen.has(value)) return false;
+    if (isShippedFunction(value)) return true;
+    seen.add(value);
+    if (value instanceof Map) return [...value].some(([k, v]) => visit(k) || visit(v));
+    if (value instanceof Set) return [...value].some(visit);
+    return Object.values(value).some(visit);
+  };
+  return visit(deserialize(bytes));
+}

@@ -21,6 +21,7 @@ export {
 export { type Waitfor, WaitforRegistry } from "./waitfor_registry.ts";
 export {
   CapturedVariableError,
+  carriesCode,
   isShippedFunction,
   type PackedValues,
   packValues,
