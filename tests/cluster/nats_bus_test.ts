@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { FrameClient } from "../_helpers/frame_client.ts";
-import { startNatsServer } from "../_helpers/nats_server.ts";
+import { type NatsServer, startNatsServer } from "../_helpers/nats_server.ts";
 import { REFERENCE } from "../_helpers/stage_fixture.ts";
 import {
   freePort,
@@ -64,9 +64,18 @@ async function poll(
 
 const ready = (line: LogLine) => /^Process group \d+ is ready/.test(line.message);
 
-Deno.test("NATS: two nodes exchange messages; = and + choose machines; remote code is refused; an outage fails fast and heals", async () => {
+/** Two nodes, alpha (front, a TCP port for the test) and beta (calc), on one nats-server. */
+async function withNodes(
+  allowRemoteCode: boolean,
+  run: (client: FrameClient, nats: NatsServer) => Promise<void>,
+): Promise<void> {
   await using nats = await startNatsServer({ token: TOKEN });
-  const cluster = (node: string) => ({ nats: [nats.url], node, auth: { token: TOKEN } });
+  const cluster = (node: string) => ({
+    nats: [nats.url],
+    node,
+    auth: { token: TOKEN },
+    allowRemoteCode,
+  });
   const port = freePort();
   const alpha = await writeDeployment({
     "#threads": [1, 1000],
@@ -86,14 +95,26 @@ Deno.test("NATS: two nodes exchange messages; = and + choose machines; remote co
     await nodeA.waitFor(ready);
     await nodeB.waitFor(ready);
     await using client = await FrameClient.connect(port, "json");
-
     // A request from alpha reaches calc on beta once beta's lease has been heard.
-    const first = await poll(
+    await poll(
       "calc on beta",
       () => ask(client, { op: "ask", target: "calc:who" }),
       (r) => r.who !== undefined,
     );
-    assert.equal(first.who, "beta:0");
+    await run(client, nats);
+    nodeA.signal("SIGTERM");
+    nodeB.signal("SIGTERM");
+    assert.equal(await nodeA.exitCode(), 0);
+    assert.equal(await nodeB.exitCode(), 0);
+  } finally {
+    await Deno.remove(alpha.dir, { recursive: true });
+    await Deno.remove(beta.dir, { recursive: true });
+  }
+}
+
+Deno.test("NATS: two nodes exchange messages; = and + choose machines; remote code is refused; an outage fails fast and heals", async () => {
+  await withNodes(false, async (client, nats) => {
+    assert.equal((await ask(client, { op: "ask", target: "calc:who" })).who, "beta:0");
     assert.equal((await ask(client, { op: "ask", target: "+calc:who" })).who, "beta:0");
     const here = await ask(client, { op: "ask", target: "=calc:who" });
     assert.equal(here.error, "StageNotFoundError", "no calc on this machine");
@@ -121,13 +142,11 @@ Deno.test("NATS: two nodes exchange messages; = and + choose machines; remote co
       (r) => r.who !== undefined,
     );
     assert.equal(back.who, "beta:0");
+  });
+});
 
-    nodeA.signal("SIGTERM");
-    nodeB.signal("SIGTERM");
-    assert.equal(await nodeA.exitCode(), 0);
-    assert.equal(await nodeB.exitCode(), 0);
-  } finally {
-    await Deno.remove(alpha.dir, { recursive: true });
-    await Deno.remove(beta.dir, { recursive: true });
-  }
+Deno.test("NATS: with #cluster.allowRemoteCode on an authenticated cluster, a function from another machine runs", async () => {
+  await withNodes(true, async (client) => {
+    assert.deepEqual(await ask(client, { op: "code" }), { who: 42 });
+  });
 });
