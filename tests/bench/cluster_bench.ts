@@ -10,6 +10,9 @@
  * - `nats request/reply floor`: two NatsLink clients in this process against a
  *   real nats-server, 64-byte requests and 8-byte replies, one at a time and 64
  *   in flight; with the ratio of the local bus figures above to it.
+ * - `request over NATS (two nodes on one machine)`: the same front → calc round
+ *   trips with front and calc under two supervisors with different
+ *   `#cluster.node` names on one nats-server; baseline: the NATS floor above.
  * - `echo with 1, 2 and 4 process groups sharing one port`: groups each running
  *   the same raw echo stage on one `#services` port (SO_REUSEPORT), driven by the
  *   echo bench's load generator (50 connections × 8 in flight × 64 B); msgs/s and
@@ -150,38 +153,76 @@ async function requestPair(crossProcess: boolean, options: Options): Promise<Pai
     port,
     args: [String(port)],
   });
-  return await withCluster(start, async () => {
-    await using client = await FrameClient.connect(port, "json");
-    const ask = async <T>(command: Record<string, unknown>): Promise<T> => {
-      await client.send(command);
-      const reply = await client.next<T & { error?: string }>(ASK_TIMEOUT_MS);
-      if (reply.error !== undefined) throw new Error(`front: ${reply.error}`);
-      return reply;
-    };
-    // calc's membership reaches the front's process shortly after both joined the bus.
-    const deadline = Date.now() + MEMBERSHIP_TIMEOUT_MS;
-    let expect: number;
-    for (;;) {
-      try {
-        expect = (await ask<{ group: number }>({ op: "who" })).group;
-        break;
-      } catch (error) {
-        if (Date.now() > deadline) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-    }
-    if (crossProcess && expect !== 1) throw new Error(`calc answered from group ${expect}, not 1`);
-    const measure = async (count: number, inflight: number): Promise<RoundTrips> => {
-      const r = await ask<FrontResult>({ op: "run", count, inflight, payload: PAYLOAD, expect });
-      if (r.wrong > 0) throw new Error(`${r.wrong} of ${count} replies came from another group`);
-      return roundTrips(count, r.ms, r.p50, r.p99);
-    };
-    await measure(Math.ceil(options.requests / 5), INFLIGHT); // warm-up
-    return {
-      sequential: await measure(options.requests, 1),
-      inflight_64: await measure(options.requests * 10, INFLIGHT),
-    };
+  return await withCluster(start, () => measureFront(port, crossProcess ? 1 : 0, options));
+}
+
+/**
+ * front → calc round trips with front and calc on two "machines": two
+ * supervisors with different `#cluster.node` names on one real nats-server.
+ */
+async function natsStagePair(options: Options): Promise<Pair> {
+  await using nats = await startNatsServer();
+  const cluster = (node: string) => ({ nats: [nats.url], node });
+  const single = (stage: string) => ({
+    "#threads": [1, 10000],
+    "#startup": [[`script+${stage}`]],
+    script: { "%package": ["scripts"], [`script+${stage}`]: stage },
   });
+  const calcPort = freePort();
+  const calc = startCluster({
+    name: "node beta (calc)",
+    config: { ...single("calc"), "#cluster": cluster("beta") },
+    scripts: { "calc.ts": CALC },
+    mode: "supervise",
+    port: calcPort,
+    args: [String(calcPort)],
+  });
+  return await withCluster(calc, async () => {
+    const port = freePort();
+    const front = startCluster({
+      name: "node alpha (front)",
+      config: { ...single("front"), "#cluster": cluster("alpha") },
+      scripts: { "front.ts": FRONT },
+      mode: "supervise",
+      port,
+      args: [String(port)],
+    });
+    return await withCluster(front, () => measureFront(port, 0, options));
+  });
+}
+
+/** Drives the front on `port`: sequential and 64-in-flight round trips to calc in group `group`. */
+async function measureFront(port: number, group: number, options: Options): Promise<Pair> {
+  await using client = await FrameClient.connect(port, "json");
+  const ask = async <T>(command: Record<string, unknown>): Promise<T> => {
+    await client.send(command);
+    const reply = await client.next<T & { error?: string }>(ASK_TIMEOUT_MS);
+    if (reply.error !== undefined) throw new Error(`front: ${reply.error}`);
+    return reply;
+  };
+  // calc's membership reaches the front's process shortly after both joined the bus.
+  const deadline = Date.now() + MEMBERSHIP_TIMEOUT_MS;
+  let expect: number;
+  for (;;) {
+    try {
+      expect = (await ask<{ group: number }>({ op: "who" })).group;
+      break;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  if (expect !== group) throw new Error(`calc answered from group ${expect}, not ${group}`);
+  const measure = async (count: number, inflight: number): Promise<RoundTrips> => {
+    const r = await ask<FrontResult>({ op: "run", count, inflight, payload: PAYLOAD, expect });
+    if (r.wrong > 0) throw new Error(`${r.wrong} of ${count} replies came from another group`);
+    return roundTrips(count, r.ms, r.p50, r.p99);
+  };
+  await measure(Math.ceil(options.requests / 5), INFLIGHT); // warm-up
+  return {
+    sequential: await measure(options.requests, 1),
+    inflight_64: await measure(options.requests * 10, INFLIGHT),
+  };
 }
 
 /** `count` calls of `once`, `inflight` at a time, each timed. */
@@ -262,6 +303,7 @@ export async function run(args: string[]): Promise<void> {
     ...ratios(cross, same),
   });
 
+  const overNats = await natsStagePair(options);
   const nats = await natsPair(options);
   print({
     scenario: "nats request/reply floor",
@@ -271,6 +313,14 @@ export async function run(args: string[]): Promise<void> {
     local_bus_cross_process: cross,
     ...ratios(cross, nats),
     note: "both NATS clients share this process's event loop; ratios are local bus / NATS",
+  });
+  print({
+    scenario: "request over NATS (two nodes on one machine)",
+    payload_bytes: PAYLOAD,
+    stage_over_nats: overNats,
+    baseline_nats_floor: nats,
+    ...ratios(overNats, nats),
+    note: "two supervisors with different #cluster.node on one nats-server, sharing 2 cores",
   });
 
   const echo: Record<string, EchoResult> = {};
