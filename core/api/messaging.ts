@@ -26,6 +26,7 @@ import {
   type ReplyAddress,
   replyHeader,
   type SignalHeader,
+  ticketHeader,
   type TicketRef,
   ToMain,
 } from "../pool/wire.ts";
@@ -489,9 +490,7 @@ export class Messaging {
   #settled(header: SignalHeader): void {
     const ticket = header.ticket;
     if (ticket?.hold !== true) return;
-    this.#send({ stage: ticket.stage, scope: "one", message: "<", from: this.#from() }, [
-      ticket.id,
-    ]);
+    this.#send(ticketHeader(ticket, header.from, "<", this.#from()), [ticket.id]);
   }
 
   /**
@@ -511,12 +510,10 @@ export class Messaging {
       return error;
     }
     const release = ms <= 0;
-    this.#send({
-      stage: ticket.stage,
-      scope: "one",
-      message: release ? "<" : ">",
-      from: this.#from(),
-    }, release ? [ticket.id] : [ticket.id, ms]);
+    this.#send(
+      ticketHeader(ticket, store.from, release ? "<" : ">", this.#from()),
+      release ? [ticket.id] : [ticket.id, ms],
+    );
     return true;
   }
 

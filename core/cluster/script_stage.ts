@@ -25,6 +25,7 @@ import {
   replyHeader,
   type ScriptSettings,
   type SignalHeader,
+  ticketHeader,
   ToMain,
   ToWorker,
   UNCLAIMED_SLOT,
@@ -423,12 +424,7 @@ export class ScriptStage {
     const { header } = decodeSignalHeader(record.body);
     if (header.ticket?.hold) {
       // A ticket held by the lost handler: its slot goes back at once, not on expiry.
-      const release: SignalHeader = {
-        stage: header.ticket.stage,
-        scope: "one",
-        message: "<",
-        from: { stage: this.id, worker },
-      };
+      const release = ticketHeader(header.ticket, header.from, "<", { stage: this.id, worker });
       this.#options.bus.route(encodeSignal(release, packValues([header.ticket.id]).bytes));
     }
     const reply = header.reply;

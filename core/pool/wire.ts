@@ -174,6 +174,27 @@ export function replyHeader(
 }
 
 /**
+ * The header of a holder's `"<"` (release) or `">"` (extend) for the ticket of
+ * a grant: to the very ticket stage instance that granted it (`grantFrom`, the
+ * grant's sender, names its worker and, across processes, its process).
+ */
+export function ticketHeader(
+  ticket: TicketRef,
+  grantFrom: SignalHeader["from"],
+  verb: "<" | ">",
+  from: SignalHeader["from"],
+): SignalHeader {
+  return {
+    stage: ticket.stage,
+    scope: "one",
+    worker: grantFrom.worker,
+    ...(grantFrom.at === undefined ? {} : { to: grantFrom.at }),
+    message: verb,
+    from,
+  };
+}
+
+/**
  * A ticket of a ticket stage as its holder sees it (`stage.context.ticket`).
  * A message carrying one with `hold: true` is the grant itself: while its
  * handler runs it holds the slot; when the handler finishes (an async one: when
