@@ -59,6 +59,8 @@ export interface ProcessBusOptions {
   /** Other machines, over NATS (`#cluster`); absent: this machine only. */
   nats?: {
     link: NatsLink;
+    /** `#cluster.backup`: serves stage ids that have no live member in the primary cluster. */
+    backup?: NatsLink;
     clock: Clock;
     /** Accept functions in messages from other machines (`#cluster.allowRemoteCode`). */
     allowRemoteCode: boolean;
@@ -75,8 +77,8 @@ export class ProcessBus implements Bus, AsyncDisposable {
   readonly node: string;
   #members = new Map<string, BusMember>();
   #connection: BusConnection;
-  #remote: NatsPeers | undefined;
-  #remoteLink: NatsLink | undefined;
+  /** Other machines: the primary cluster's, then the backup cluster's. */
+  #remotes: { peers: NatsPeers; link: NatsLink }[] = [];
   #allowRemoteCode = false;
   #log: Logger;
   #peers: EndpointInfo[] = [];
@@ -119,21 +121,23 @@ export class ProcessBus implements Bus, AsyncDisposable {
     const bus = new ProcessBus(options, await connectBus(options.path));
     const nats = options.nats;
     if (nats !== undefined) {
-      bus.#remoteLink = nats.link;
       bus.#allowRemoteCode = nats.allowRemoteCode;
-      bus.#remote = NatsPeers.start({
-        link: nats.link,
-        endpoint: options.endpoint,
-        node: options.node,
-        clock: nats.clock,
-        log: options.log,
-        ...(nats.heartbeatMs === undefined ? {} : { heartbeatMs: nats.heartbeatMs }),
-        onMessage: (message) => bus.#arrived(message, true),
-        onGone: (gone) => bus.#failAwaiting(gone),
-      });
+      for (const link of nats.backup === undefined ? [nats.link] : [nats.link, nats.backup]) {
+        const peers = NatsPeers.start({
+          link,
+          endpoint: options.endpoint,
+          node: options.node,
+          clock: nats.clock,
+          log: options.log,
+          ...(nats.heartbeatMs === undefined ? {} : { heartbeatMs: nats.heartbeatMs }),
+          onMessage: (message) => bus.#arrived(message, true),
+          onGone: (gone) => bus.#failAwaiting(gone),
+        });
+        bus.#remotes.push({ peers, link });
+      }
     }
     bus.#connection.send(encodeControl(BusFrame.Hello, bus.#info()));
-    bus.#remote?.announce(bus.#info());
+    for (const remote of bus.#remotes) remote.peers.announce(bus.#info());
     return bus;
   }
 
@@ -164,9 +168,14 @@ export class ProcessBus implements Bus, AsyncDisposable {
     this.#update();
   }
 
-  /** The other processes on the bus: this machine's (from the hub) and other machines'. */
+  /**
+   * The other processes on the bus: this machine's (from the hub) and other
+   * machines' in the primary cluster (the backup cluster's are used only for
+   * stages nobody here or in the primary serves).
+   */
   get peers(): readonly EndpointInfo[] {
-    return this.#remote === undefined ? this.#peers : [...this.#peers, ...this.#remote.peers];
+    const primary = this.#remotes[0];
+    return primary === undefined ? this.#peers : [...this.#peers, ...primary.peers.peers];
   }
 
   join(member: BusMember): void {
@@ -197,11 +206,17 @@ export class ProcessBus implements Bus, AsyncDisposable {
       else this.#undeliverable(header, `no stage "${header.stage}" in this process`);
       return;
     }
-    const others = this.peers.filter((peer) =>
-      peer.endpoint !== this.endpoint && peer.stages.includes(header.stage) &&
-      (header.scope !== "remote" || peer.node !== this.node) &&
-      (header.scope !== "local" || peer.node === this.node)
-    );
+    const serving = (peers: readonly EndpointInfo[]) =>
+      peers.filter((peer) =>
+        peer.endpoint !== this.endpoint && peer.stages.includes(header.stage) &&
+        (header.scope !== "remote" || peer.node !== this.node) &&
+        (header.scope !== "local" || peer.node === this.node)
+      );
+    let others = serving(this.peers);
+    const backup = this.#remotes[1];
+    if (local === undefined && others.length === 0 && backup !== undefined) {
+      others = serving(backup.peers.peers); // nobody in the primary cluster serves it
+    }
     if (header.scope === "all") {
       local?.deliver(header, body);
       for (const peer of others) this.#send(peer.endpoint, header, values);
@@ -233,9 +248,11 @@ export class ProcessBus implements Bus, AsyncDisposable {
   close(): void {
     this.#open = false;
     this.#connection.close();
-    this.#remote?.close();
-    this.#remote = undefined;
-    this.#remoteLink?.close().catch(() => {});
+    for (const { peers, link } of this.#remotes) {
+      peers.close();
+      link.close().catch(() => {});
+    }
+    this.#remotes = [];
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -254,7 +271,7 @@ export class ProcessBus implements Bus, AsyncDisposable {
 
   #update(): void {
     if (this.#open) this.#connection.send(encodeControl(BusFrame.Update, this.#info()));
-    this.#remote?.announce(this.#info());
+    for (const remote of this.#remotes) remote.peers.announce(this.#info());
   }
 
   /**
@@ -262,9 +279,10 @@ export class ProcessBus implements Bus, AsyncDisposable {
    * another machine, else through the hub. Returns why it could not, if so.
    */
   #sendTo(endpoint: string, message: Uint8Array): string | undefined {
-    if (this.#remote?.has(endpoint)) {
+    const remote = this.#remotes.find(({ peers }) => peers.has(endpoint));
+    if (remote !== undefined) {
       try {
-        this.#remote.send(endpoint, message);
+        remote.peers.send(endpoint, message);
         return undefined;
       } catch (error) {
         return `the bus to other machines is down (${(error as Error).message})`;

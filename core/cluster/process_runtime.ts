@@ -48,7 +48,22 @@ async function natsOf(
   if (cluster.allowRemoteCode && !allowRemoteCode) {
     log.warning("#cluster.allowRemoteCode is ignored: the cluster has no #cluster.auth");
   }
-  return { nats: { link, clock, allowRemoteCode } };
+  let backup: NatsLink | undefined;
+  try {
+    backup = cluster.backup.length === 0 ? undefined : await NatsLink.connect({
+      servers: cluster.backup,
+      name: `${hub.endpoint} (backup)`,
+      ...(cluster.auth === undefined ? {} : { auth: cluster.auth }),
+      log,
+      clock,
+    });
+  } catch (error) {
+    await link.close();
+    throw error;
+  }
+  return {
+    nats: { link, clock, allowRemoteCode, ...(backup === undefined ? {} : { backup }) },
+  };
 }
 
 /** Options of {@link startProcess}. */

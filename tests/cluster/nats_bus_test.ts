@@ -150,3 +150,47 @@ Deno.test("NATS: with #cluster.allowRemoteCode on an authenticated cluster, a fu
     assert.deepEqual(await ask(client, { op: "code" }), { who: 42 });
   });
 });
+
+Deno.test("NATS: a stage nobody in the primary cluster serves is reached through #cluster.backup", async () => {
+  await using primary = await startNatsServer({ token: TOKEN });
+  await using backup = await startNatsServer({ token: TOKEN });
+  const port = freePort();
+  const alpha = await writeDeployment({
+    "#threads": [1, 1000],
+    "#cluster": {
+      nats: [primary.url],
+      backup: [backup.url],
+      node: "alpha",
+      auth: { token: TOKEN },
+    },
+    "#startup": [["script+front"]],
+    script: { "%package": ["scripts"], "script+front": "front" },
+  }, { "front.ts": front(port) });
+  // gamma belongs to the other cluster only.
+  const gamma = await writeDeployment({
+    "#threads": [1, 1000],
+    "#cluster": { nats: [backup.url], node: "gamma", auth: { token: TOKEN } },
+    "#startup": [["script+calc"]],
+    script: { "%package": ["scripts"], "script+calc": "calc" },
+  }, { "calc.ts": CALC });
+  try {
+    await using nodeA = new StageProcess(["run", "--config", alpha.config]);
+    await using nodeG = new StageProcess(["run", "--config", gamma.config]);
+    await nodeA.waitFor(ready);
+    await nodeG.waitFor(ready);
+    await using client = await FrameClient.connect(port, "json");
+    const reply = await poll(
+      "calc through the backup cluster",
+      () => ask(client, { op: "ask", target: "calc:who" }),
+      (r) => r.who !== undefined,
+    );
+    assert.equal(reply.who, "beta:0"); // the calc script's own name for itself
+    nodeA.signal("SIGTERM");
+    nodeG.signal("SIGTERM");
+    assert.equal(await nodeA.exitCode(), 0);
+    assert.equal(await nodeG.exitCode(), 0);
+  } finally {
+    await Deno.remove(alpha.dir, { recursive: true });
+    await Deno.remove(gamma.dir, { recursive: true });
+  }
+});
