@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { FrameClient } from "../_helpers/frame_client.ts";
+import { poll } from "../_helpers/poll.ts";
 import { REFERENCE } from "../_helpers/stage_fixture.ts";
 import {
   freePort,
@@ -103,21 +104,6 @@ function killLeftovers(stage: StageProcess): void {
 async function ask<T>(client: FrameClient, value: Record<string, unknown>, ms = 10_000) {
   await client.send(value);
   return await client.next<T>(ms);
-}
-
-async function poll<T>(
-  what: string,
-  read: () => Promise<T>,
-  ok: (value: T) => boolean,
-  ms = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await read();
-    if (ok(value)) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: last ${JSON.stringify(value)}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 async function withCluster(

@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { FrameClient } from "../_helpers/frame_client.ts";
+import { poll } from "../_helpers/poll.ts";
 import { type NatsServer, startNatsServer } from "../_helpers/nats_server.ts";
 import { REFERENCE } from "../_helpers/stage_fixture.ts";
 import {
@@ -45,21 +46,6 @@ type Reply = { who?: string; error?: string; message?: string; local?: boolean }
 async function ask(client: FrameClient, value: Record<string, unknown>): Promise<Reply> {
   await client.send(value);
   return await client.next<Reply>(10_000);
-}
-
-async function poll(
-  what: string,
-  read: () => Promise<Reply>,
-  ok: (reply: Reply) => boolean,
-  ms = 15_000,
-): Promise<Reply> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const reply = await read();
-    if (ok(reply)) return reply;
-    if (Date.now() > deadline) throw new Error(`${what}: last ${JSON.stringify(reply)}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 const ready = (line: LogLine) => /^Process group \d+ is ready/.test(line.message);
