@@ -16,14 +16,19 @@ import {
   writeDeployment,
 } from "../_helpers/stage_process.ts";
 
-const CONFIG = {
+const config = (shared: number) => ({
   "#threads": [2, 10000],
+  "#services": { tcp: [`127.0.0.1:${shared}`] },
   "#startup": [["script+front", "=ticket+ticket"], ["script+calc"], ["script+calc"]],
   "=ticket+ticket": [1, { job: 3 }],
   script: { "%package": ["scripts"], "script+front": "front", "script+calc": "calc" },
-};
+});
 
 const CALC = REFERENCE + `
+// Both instances listen on one #services port: the kernel spreads connections over them.
+broker.ready("tcp://127.0.0.1:" + process.args[0] + "?json", () => (socket) => {
+  socket.commit({ group: process.id });
+});
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 stage.waitfor("who", () => process.id);
 stage.waitfor("ping", () => { stage.signal("front:pong", process.id); });
@@ -106,16 +111,37 @@ async function ask<T>(client: FrameClient, value: Record<string, unknown>, ms = 
   return await client.next<T>(ms);
 }
 
+/** Opens `n` connections to the shared port; returns the groups that answered, sorted. */
+async function sharedGroups(port: number, n: number): Promise<number[]> {
+  const groups = new Set<number>();
+  for (let i = 0; i < n; i++) {
+    await using conn = await FrameClient.connect(port, "json");
+    await conn.send({});
+    groups.add((await conn.next<{ group: number }>(5000)).group);
+  }
+  return [...groups].sort();
+}
+
 async function withCluster(
-  run: (client: FrameClient, stage: StageProcess, port: number) => Promise<void>,
+  run: (client: FrameClient, stage: StageProcess, port: number, shared: number) => Promise<void>,
 ) {
   const port = freePort();
-  const { dir, config } = await writeDeployment(CONFIG, {
+  let shared = freePort();
+  while (shared === port) shared = freePort();
+  const deployment = await writeDeployment(config(shared), {
     "front.ts": front(port),
     "calc.ts": CALC,
   });
+  const dir = deployment.dir;
   try {
-    await using stage = new StageProcess(["run", "--supervise", "--config", config]);
+    await using stage = new StageProcess([
+      "run",
+      "--supervise",
+      "--config",
+      deployment.config,
+      "--",
+      String(shared),
+    ]);
     try {
       // Every group is up: its stages started and it told the hub (which routes by it).
       const ready = (line: LogLine) => /^Process group \d+ is ready/.test(line.message);
@@ -128,7 +154,7 @@ async function withCluster(
         () => ask<{ group?: number }>(client, { op: "who" }),
         (r) => r.group !== undefined,
       );
-      await run(client, stage, port);
+      await run(client, stage, port, shared);
       stage.signal("SIGTERM");
       assert.equal(await stage.exitCode(), 0);
     } finally {
@@ -173,11 +199,12 @@ Deno.test("multi-process: round robin across two instances, * reaches both, a ti
 });
 
 Deno.test("multi-process: kill -9 an instance — its in-flight request fails at once, new work goes to the live one, it comes back", async () => {
-  await withCluster(async (client, stage, port) => {
+  await withCluster(async (client, stage, port, shared) => {
     const pids = new Map<number, number>();
     for (const group of [1, 2]) {
       pids.set(group, (await stage.waitFor(isStart(group))).properties.pid as number);
     }
+    assert.deepEqual(await sharedGroups(shared, 40), [1, 2], "the shared port is served by both");
     // Park a slow request on each instance, then kill group 2's process.
     await using other = await FrameClient.connect(port, "json");
     await client.send({ op: "slow", ms: 4000 });
@@ -191,6 +218,9 @@ Deno.test("multi-process: kill -9 an instance — its in-flight request fails at
     ]);
     assert.equal(failed.error, "WorkerTerminatedError", JSON.stringify(failed));
     assert.ok(Date.now() - started < 2000, "the request failed promptly, not at its timeout");
+
+    // The dead process's share of the port moved: every new connection is answered.
+    for (const group of await sharedGroups(shared, 20)) assert.ok(group === 1 || group === 2);
 
     // Until group 2 is back, every request is served by group 1.
     await using third = await FrameClient.connect(port, "json");
