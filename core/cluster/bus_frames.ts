@@ -42,6 +42,16 @@ export interface EndpointInfo {
    * (replies and exact deliveries still arrive).
    */
   state: EndpointState;
+  /** Its load when it last told (heartbeats over NATS carry it): p95 dispatch delay, queued messages. */
+  load?: EndpointLoad;
+}
+
+/** How busy an endpoint is. */
+export interface EndpointLoad {
+  /** p95 dispatch delay over the `#router` window, ms (0 when detection is off). */
+  p95Ms: number;
+  /** Messages queued in its stages and not yet dispatched. */
+  queued: number;
 }
 
 /** Routing state of an endpoint (DESIGN.md §3 `#router`, the multi-process issue). */

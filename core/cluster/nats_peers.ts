@@ -13,7 +13,7 @@
  */
 import type { Logger } from "@logtape/logtape";
 import type { Clock, TimerHandle } from "../time/mod.ts";
-import type { EndpointInfo } from "./bus_frames.ts";
+import type { EndpointInfo, EndpointLoad } from "./bus_frames.ts";
 import type { LinkSubscription, NatsLink } from "./nats_link.ts";
 
 /** The membership subject. */
@@ -47,6 +47,8 @@ export interface NatsPeersOptions {
   onMessage(message: Uint8Array): void;
   /** Endpoints whose lease ended (or that said goodbye). */
   onGone(endpoints: Set<string>): void;
+  /** This process's load, sent with every heartbeat. */
+  load?(): EndpointLoad;
 }
 
 /** Other machines' endpoints, by lease. */
@@ -127,10 +129,12 @@ export class NatsPeers implements AsyncDisposable {
 
   #publishLease(leaseMs: number): void {
     if (this.#info === undefined || !this.#options.link.connected) return;
+    const load = this.#options.load?.();
+    const info = load === undefined ? this.#info : { ...this.#info, load };
     try {
       this.#options.link.publish(
         MEMBERS_SUBJECT,
-        encoder.encode(JSON.stringify({ info: this.#info, leaseMs })),
+        encoder.encode(JSON.stringify({ info, leaseMs })),
       );
     } catch {
       // Disconnected: the link logs it; our lease runs out at the others unless we return in time.

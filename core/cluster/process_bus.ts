@@ -34,6 +34,7 @@ import {
   encodeControl,
   encodeMessage,
   type EndpointInfo,
+  type EndpointLoad,
   type EndpointState,
 } from "./bus_frames.ts";
 import { type BusConnection, connectBus, framedConnection } from "./bus_socket.ts";
@@ -66,6 +67,8 @@ export interface ProcessBusOptions {
     allowRemoteCode: boolean;
     heartbeatMs?: number;
   };
+  /** This process's load, for the heartbeats (default: none sent). */
+  load?: () => EndpointLoad;
 }
 
 /** The error a sender gets when another machine refuses the code it sent. */
@@ -132,6 +135,7 @@ export class ProcessBus implements Bus, AsyncDisposable {
           ...(nats.heartbeatMs === undefined ? {} : { heartbeatMs: nats.heartbeatMs }),
           onMessage: (message) => bus.#arrived(message, true),
           onGone: (gone) => bus.#failAwaiting(gone),
+          ...(options.load === undefined ? {} : { load: options.load }),
         });
         bus.#remotes.push({ peers, link });
       }

@@ -22,6 +22,7 @@ import { type Clock, systemClock } from "../time/mod.ts";
 import { SharedTable } from "../ring/shared_table.ts";
 import { type Bus, LocalBus } from "./local_bus.ts";
 import { ProcessBus, type ProcessBusOptions } from "./process_bus.ts";
+import type { EndpointLoad } from "./bus_frames.ts";
 import { NatsLink } from "./nats_link.ts";
 import { OnceRegistry } from "./once_registry.ts";
 import { ScriptStage, StageStartError } from "./script_stage.ts";
@@ -120,10 +121,13 @@ export async function startProcess(
   const log = options.log;
   const clock = options.clock ?? systemClock;
   const once = new OnceRegistry();
+  // The heartbeats' load figures; the stages and the monitor exist only further down.
+  let load = (): EndpointLoad => ({ p95Ms: 0, queued: 0 });
   const bus: Bus = options.hub === undefined ? new LocalBus(log, clock) : await ProcessBus.connect({
     ...options.hub,
     log,
     ...await natsOf(config, options.hub, log, clock),
+    load: () => load(),
   });
   if (options.hub === undefined && (config.cluster?.nats.length ?? 0) > 0) {
     log.warning(
@@ -160,6 +164,11 @@ export async function startProcess(
         for (const stage of stages.values()) stage.broker.setAdmissionRate(rate);
       },
     },
+  });
+  load = () => ({
+    p95Ms: monitor.p95Ms,
+    queued: [...stages.values()].reduce((sum, stage) => sum + stage.scheduler.queued, 0) +
+      [...services.values()].reduce((sum, service) => sum + service.queued, 0),
   });
   const limits = { ...brokerLimitsFromFlow(config.flow), ...options.limits };
   const stop = async (graceMs = 5000) => {
