@@ -55,6 +55,8 @@ export interface NatsPeersOptions {
 export class NatsPeers implements AsyncDisposable {
   #options: NatsPeersOptions;
   #leases = new Map<string, { info: EndpointInfo; until: number }>();
+  /** {@link NatsPeers.peers}, rebuilt only when the leases change (routing reads it per message). */
+  #list: EndpointInfo[] | undefined;
   #info: EndpointInfo | undefined;
   #subscriptions: LinkSubscription[] = [];
   #timer: TimerHandle;
@@ -81,7 +83,7 @@ export class NatsPeers implements AsyncDisposable {
 
   /** Live endpoints of other machines. */
   get peers(): EndpointInfo[] {
-    return [...this.#leases.values()].map((lease) => lease.info);
+    return this.#list ??= [...this.#leases.values()].map((lease) => lease.info);
   }
 
   /** Whether `endpoint` is a live endpoint of another machine. */
@@ -165,6 +167,10 @@ export class NatsPeers implements AsyncDisposable {
         stages: info.stages.join(", "),
       });
     }
+    const known = this.#leases.get(info.endpoint);
+    if (known === undefined || JSON.stringify(known.info) !== JSON.stringify(info)) {
+      this.#list = undefined;
+    }
     this.#leases.set(info.endpoint, { info, until: this.#options.clock.now() + leaseMs });
   }
 
@@ -173,6 +179,7 @@ export class NatsPeers implements AsyncDisposable {
       if (!this.#leases.delete(endpoint)) gone.delete(endpoint);
       else this.#options.log.info("Remote endpoint {endpoint} left", { endpoint });
     }
+    if (gone.size > 0) this.#list = undefined;
     if (gone.size > 0) this.#options.onGone(gone);
   }
 }

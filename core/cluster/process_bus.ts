@@ -80,6 +80,10 @@ export class ProcessBus implements Bus, AsyncDisposable {
   readonly node: string;
   #members = new Map<string, BusMember>();
   #connection: BusConnection;
+  /** {@link ProcessBus.peers} with other machines, kept while neither list changes. */
+  #allPeers:
+    | { hub: readonly EndpointInfo[]; remote: EndpointInfo[]; all: EndpointInfo[] }
+    | undefined;
   /** Other machines: the primary cluster's, then the backup cluster's. */
   #remotes: { peers: NatsPeers; link: NatsLink }[] = [];
   #allowRemoteCode = false;
@@ -179,7 +183,13 @@ export class ProcessBus implements Bus, AsyncDisposable {
    */
   get peers(): readonly EndpointInfo[] {
     const primary = this.#remotes[0];
-    return primary === undefined ? this.#peers : [...this.#peers, ...primary.peers.peers];
+    if (primary === undefined) return this.#peers;
+    const remote = primary.peers.peers;
+    const cache = this.#allPeers;
+    if (cache?.hub === this.#peers && cache.remote === remote) return cache.all;
+    const all = [...this.#peers, ...remote];
+    this.#allPeers = { hub: this.#peers, remote, all };
+    return all;
   }
 
   join(member: BusMember): void {
