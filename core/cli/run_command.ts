@@ -120,7 +120,9 @@ export async function runCommand(cli: RunCli, io: CliIo): Promise<number> {
       ...(cli.workers === undefined ? {} : { workers: cli.workers }),
     });
   } catch (error) {
-    log.fatal("Stage failed to start: {error}", { error });
+    // The reason in the message itself: JSON lines show some Error objects as "{}".
+    const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    log.fatal("Stage failed to start: {reason}", { reason, error });
     return ExitCode.Failure;
   }
   log.info("Stage running (pid {pid}); stop with Ctrl-C or SIGTERM", { pid: Deno.pid });
