@@ -2,8 +2,9 @@
  * One Stage process: starts the stages of its process groups from the config
  * and stops them gracefully.
  *
- * Until the supervisor arrives (multi-process issue), every `#startup` group
- * runs in this one process — the embedded mode (`stage run --single`).
+ * Either every `#startup` group runs here on an in-process bus (`stage run
+ * --single`), or one group does as a child of the supervisor, joined to its
+ * local bus hub (and to NATS with `#cluster`): `options.hub`.
  *
  * @module
  */
