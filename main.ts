@@ -1,5 +1,5 @@
 /**
- * `stage` — the Stage server platform's command line: `stage run|check|version|help`.
+ * `stage` — the Stage server platform's command line: `stage run|check|new|version|help`.
  *
  * @module
  */

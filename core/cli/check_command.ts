@@ -70,6 +70,9 @@ export async function checkCommand(
   }
   const result = await new Deno.Command(Deno.execPath(), {
     args: ["check", "--quiet", ...files],
+    // Plain `at file:///…/start.ts:3:7` positions in captured output, not colour codes
+    // between file and line; no Rust backtrace after the diagnostics.
+    env: io.isTerminal ? { RUST_BACKTRACE: "0" } : { NO_COLOR: "1", RUST_BACKTRACE: "0" },
     stdout: "piped",
     stderr: "piped",
   }).output();

@@ -23,6 +23,8 @@ export type CliCommand =
     args: string[];
   }
   | { command: "check"; config: string; transpile: boolean }
+  /** `stage new <dir>`: scaffold a project into `dir` (which must be absent or empty). */
+  | { command: "new"; dir: string }
   | { command: "version" }
   | { command: "help" };
 
@@ -41,6 +43,8 @@ Commands:
   run      start the stages of config/stage.json: a supervisor with one child process
            per #startup group (or every group in this process with --single)
   check    validate the config and type-check the scripts on its package path
+  new      stage new <dir>: scaffold a project in <dir> (absent or empty): a config,
+           a start script, its type declarations, a deno.json and an example test
   version  print the version
   help     print this help
 
@@ -77,8 +81,11 @@ export function parseCli(
     return { command: "version" };
   }
   if (command === "help" || command === "--help" || command === "-h") return { command: "help" };
+  if (command === "new") return parseNew(rest);
   if (command !== "run" && command !== "check") {
-    throw new UsageError(`Unknown command "${command}"; expected run, check, version or help`);
+    throw new UsageError(
+      `Unknown command "${command}"; expected run, check, new, version or help`,
+    );
   }
   let config = DEFAULT_CONFIG;
   let single = false;
@@ -133,4 +140,19 @@ export function parseCli(
     ...(workers === undefined ? {} : { workers }),
     args,
   };
+}
+
+/** `stage new <dir>`: exactly one argument, not an option. */
+function parseNew(rest: readonly string[]): CliCommand {
+  const [dir, ...extra] = rest;
+  if (dir === undefined || dir === "") {
+    throw new UsageError("stage new needs a directory: stage new <dir>");
+  }
+  if (dir.startsWith("-")) throw new UsageError(`Unknown option "${dir}" for "new"`);
+  if (extra.length > 0) {
+    throw new UsageError(
+      `stage new takes one directory; got ${JSON.stringify(extra[0])} after "${dir}"`,
+    );
+  }
+  return { command: "new", dir };
 }

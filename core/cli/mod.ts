@@ -7,6 +7,7 @@ import denoJson from "../../deno.json" with { type: "json" };
 import { type CliCommand, parseCli, USAGE, UsageError } from "./cli_args.ts";
 import type { CliIo } from "./cli_io.ts";
 import { checkCommand } from "./check_command.ts";
+import { newCommand } from "./new_command.ts";
 import { ExitCode, runCommand } from "./run_command.ts";
 
 export { type CliCommand, parseCli, USAGE, UsageError } from "./cli_args.ts";
@@ -41,5 +42,7 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       return await checkCommand(cli, io);
     case "run":
       return await runCommand(cli, io);
+    case "new":
+      return await newCommand(cli, io);
   }
 }
