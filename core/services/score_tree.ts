@@ -26,6 +26,19 @@ export interface RankedEntry {
   score: Score;
 }
 
+/**
+ * The first index in `[lo, hi)` of a sorted `items` where `before` stops
+ * holding (binary search; `before` is true for a prefix of the range).
+ */
+function partition<T>(items: readonly T[], lo: number, hi: number, before: (item: T) => boolean) {
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (before(items[mid]!)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /** Entries per leaf and children per branch, at most. */
 const MAX = 64;
 /** Below this a non-root node is merged with or refilled from a sibling. */
@@ -270,26 +283,11 @@ export class ScoreTree {
     let count = 0;
     // The entries above the bound come first: find where they end.
     while (!node.leaf) {
-      const keys = node.keys;
-      let lo = 1;
-      let hi = node.children.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (above(keys[mid]!, bound)) lo = mid + 1;
-        else hi = mid;
-      }
-      for (let i = 0; i < lo - 1; i++) count += node.counts[i]!;
-      node = node.children[lo - 1]!;
+      const index = partition(node.keys, 1, node.children.length, (key) => above(key!, bound)) - 1;
+      for (let i = 0; i < index; i++) count += node.counts[i]!;
+      node = node.children[index]!;
     }
-    const entries = node.entries;
-    let lo = 0;
-    let hi = entries.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (above(entries[mid]!, bound)) lo = mid + 1;
-      else hi = mid;
-    }
-    return count + lo;
+    return count + partition(node.entries, 0, node.entries.length, (entry) => above(entry, bound));
   }
 
   /** Every entry in rank order (O(n); for tests and snapshots). */
@@ -318,33 +316,24 @@ export class ScoreTree {
     let rank = 1;
     while (!node.leaf) {
       // The last child whose separator does not rank after the key.
-      const keys = node.keys;
-      let lo = 1;
-      let hi = node.children.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (compare(keys[mid]!, score, id) <= 0) lo = mid + 1;
-        else hi = mid;
-      }
-      const index = lo - 1;
+      const index = partition(
+        node.keys,
+        1,
+        node.children.length,
+        (key) => compare(key!, score, id) <= 0, // keys[0] is unused: the search starts at 1
+      ) - 1;
       for (let i = 0; i < index; i++) rank += node.counts[i]!;
       node.counts[index]!++;
       node.total++;
       node = node.children[index]!;
     }
     const entries = node.entries;
-    let lo = 0;
-    let hi = entries.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (compare(entries[mid]!, score, id) < 0) lo = mid + 1;
-      else hi = mid;
-    }
+    const at = partition(entries, 0, entries.length, (entry) => compare(entry, score, id) < 0);
     const entry = new Entry(id, score, node);
-    entries.splice(lo, 0, entry);
+    entries.splice(at, 0, entry);
     this.#byId.set(id, entry);
     if (entries.length > MAX) this.#split(node);
-    return rank + lo;
+    return rank + at;
   }
 
   /** Unlinks `entry` from its leaf (the id map is the caller's business). */
