@@ -50,7 +50,52 @@ async function ask(client: FrameClient, value: Record<string, unknown>): Promise
 
 const ready = (line: LogLine) => /^Process group \d+ is ready/.test(line.message);
 
-/** Two nodes, alpha (front, a TCP port for the test) and beta (calc), on one nats-server. */
+/**
+ * Runs alpha (front, a TCP port for the test) and a calc node with the given
+ * `#cluster` sections; `run` starts once alpha's request reaches calc.
+ */
+async function withTwoNodes(
+  alphaCluster: Record<string, unknown>,
+  calcCluster: Record<string, unknown>,
+  run: (client: FrameClient) => Promise<void>,
+): Promise<void> {
+  const port = freePort();
+  const alpha = await writeDeployment({
+    "#threads": [1, 1000],
+    "#cluster": alphaCluster,
+    "#startup": [["script+front"]],
+    script: { "%package": ["scripts"], "script+front": "front" },
+  }, { "front.ts": front(port) });
+  const calc = await writeDeployment({
+    "#threads": [1, 1000],
+    "#cluster": calcCluster,
+    "#startup": [["script+calc"]],
+    script: { "%package": ["scripts"], "script+calc": "calc" },
+  }, { "calc.ts": CALC });
+  try {
+    await using nodeA = new StageProcess(["run", "--config", alpha.config]);
+    await using nodeC = new StageProcess(["run", "--config", calc.config]);
+    await nodeA.waitFor(ready);
+    await nodeC.waitFor(ready);
+    await using client = await FrameClient.connect(port, "json");
+    // A request from alpha reaches calc once the calc node's lease has been heard.
+    await poll(
+      "calc on the other node",
+      () => ask(client, { op: "ask", target: "calc:who" }),
+      (r) => r.who !== undefined,
+    );
+    await run(client);
+    nodeA.signal("SIGTERM");
+    nodeC.signal("SIGTERM");
+    assert.equal(await nodeA.exitCode(), 0);
+    assert.equal(await nodeC.exitCode(), 0);
+  } finally {
+    await Deno.remove(alpha.dir, { recursive: true });
+    await Deno.remove(calc.dir, { recursive: true });
+  }
+}
+
+/** alpha and beta on one nats-server (token auth). */
 async function withNodes(
   allowRemoteCode: boolean,
   run: (client: FrameClient, nats: NatsServer) => Promise<void>,
@@ -62,40 +107,7 @@ async function withNodes(
     auth: { token: TOKEN },
     allowRemoteCode,
   });
-  const port = freePort();
-  const alpha = await writeDeployment({
-    "#threads": [1, 1000],
-    "#cluster": cluster("alpha"),
-    "#startup": [["script+front"]],
-    script: { "%package": ["scripts"], "script+front": "front" },
-  }, { "front.ts": front(port) });
-  const beta = await writeDeployment({
-    "#threads": [1, 1000],
-    "#cluster": cluster("beta"),
-    "#startup": [["script+calc"]],
-    script: { "%package": ["scripts"], "script+calc": "calc" },
-  }, { "calc.ts": CALC });
-  try {
-    await using nodeA = new StageProcess(["run", "--config", alpha.config]);
-    await using nodeB = new StageProcess(["run", "--config", beta.config]);
-    await nodeA.waitFor(ready);
-    await nodeB.waitFor(ready);
-    await using client = await FrameClient.connect(port, "json");
-    // A request from alpha reaches calc on beta once beta's lease has been heard.
-    await poll(
-      "calc on beta",
-      () => ask(client, { op: "ask", target: "calc:who" }),
-      (r) => r.who !== undefined,
-    );
-    await run(client, nats);
-    nodeA.signal("SIGTERM");
-    nodeB.signal("SIGTERM");
-    assert.equal(await nodeA.exitCode(), 0);
-    assert.equal(await nodeB.exitCode(), 0);
-  } finally {
-    await Deno.remove(alpha.dir, { recursive: true });
-    await Deno.remove(beta.dir, { recursive: true });
-  }
+  await withTwoNodes(cluster("alpha"), cluster("beta"), (client) => run(client, nats));
 }
 
 Deno.test("NATS: two nodes exchange messages; = and + choose machines; remote code is refused; an outage fails fast and heals", async () => {
@@ -140,43 +152,13 @@ Deno.test("NATS: with #cluster.allowRemoteCode on an authenticated cluster, a fu
 Deno.test("NATS: a stage nobody in the primary cluster serves is reached through #cluster.backup", async () => {
   await using primary = await startNatsServer({ token: TOKEN });
   await using backup = await startNatsServer({ token: TOKEN });
-  const port = freePort();
-  const alpha = await writeDeployment({
-    "#threads": [1, 1000],
-    "#cluster": {
-      nats: [primary.url],
-      backup: [backup.url],
-      node: "alpha",
-      auth: { token: TOKEN },
+  await withTwoNodes(
+    { nats: [primary.url], backup: [backup.url], node: "alpha", auth: { token: TOKEN } },
+    // The calc node belongs to the other cluster only.
+    { nats: [backup.url], node: "gamma", auth: { token: TOKEN } },
+    async (client) => {
+      // the calc script's own name for itself
+      assert.equal((await ask(client, { op: "ask", target: "calc:who" })).who, "beta:0");
     },
-    "#startup": [["script+front"]],
-    script: { "%package": ["scripts"], "script+front": "front" },
-  }, { "front.ts": front(port) });
-  // gamma belongs to the other cluster only.
-  const gamma = await writeDeployment({
-    "#threads": [1, 1000],
-    "#cluster": { nats: [backup.url], node: "gamma", auth: { token: TOKEN } },
-    "#startup": [["script+calc"]],
-    script: { "%package": ["scripts"], "script+calc": "calc" },
-  }, { "calc.ts": CALC });
-  try {
-    await using nodeA = new StageProcess(["run", "--config", alpha.config]);
-    await using nodeG = new StageProcess(["run", "--config", gamma.config]);
-    await nodeA.waitFor(ready);
-    await nodeG.waitFor(ready);
-    await using client = await FrameClient.connect(port, "json");
-    const reply = await poll(
-      "calc through the backup cluster",
-      () => ask(client, { op: "ask", target: "calc:who" }),
-      (r) => r.who !== undefined,
-    );
-    assert.equal(reply.who, "beta:0"); // the calc script's own name for itself
-    nodeA.signal("SIGTERM");
-    nodeG.signal("SIGTERM");
-    assert.equal(await nodeA.exitCode(), 0);
-    assert.equal(await nodeG.exitCode(), 0);
-  } finally {
-    await Deno.remove(alpha.dir, { recursive: true });
-    await Deno.remove(gamma.dir, { recursive: true });
-  }
+  );
 });
