@@ -32,6 +32,8 @@ export interface Health {
   live: true;
   ready: boolean;
   state: HealthState;
+  /** A supervisor's processes, each with its state. */
+  processes?: { process: string; state: string }[];
 }
 
 /** Workers of a script stage. */
@@ -133,6 +135,8 @@ export interface AdminSources {
   health(): Awaitable<Health>;
   /** Every metric in the Prometheus text format. */
   metricsText(): Awaitable<string>;
+  /** Every metric as plain data (`GET /metrics.json`: what a supervisor aggregates). */
+  metricsSnapshot?(): Awaitable<MetricsSnapshot>;
   stages(): Awaitable<StageInfo[]>;
   sockets(): Awaitable<SocketsReport>;
   tickets(): Awaitable<TicketCategoryInfo[]>;
@@ -222,8 +226,10 @@ export function ticketsFromMetrics(snapshot: MetricsSnapshot): TicketCategoryInf
 /**
  * Admin sources of a running process: health from its flow monitor, metrics
  * from its registry, stages, services and sockets from the stages themselves,
- * tickets from the ticket gauges; the rest from `options`, or
- * {@link AdminUnavailableError} when a callback is absent.
+ * tickets from the ticket gauges, workers, routes, signal and reload from
+ * the process itself — each replaceable through `options` — and drain from
+ * `options` ({@link AdminUnavailableError} when absent: only the command
+ * running the process can end it).
  *
  * @example
  * ```ts ignore
@@ -253,6 +259,9 @@ export function processSources(
     },
     metricsText() {
       return renderPrometheus(running.metrics.snapshot(), options.constLabels);
+    },
+    metricsSnapshot() {
+      return running.metrics.snapshot();
     },
     stages() {
       const now = clock.wallNow();
@@ -311,20 +320,18 @@ export function processSources(
       return options.tickets?.() ?? ticketsFromMetrics(running.metrics.snapshot());
     },
     routes() {
-      if (options.routes === undefined) throw unavailable("routes");
-      return options.routes();
+      return options.routes?.() ?? (running.routes() as unknown as JsonValue);
     },
     workers() {
-      if (options.workers === undefined) throw unavailable("workers");
-      return options.workers();
+      return options.workers?.() ?? (running.workers() as unknown as JsonValue);
     },
     signal(target, values, timeoutMs) {
-      if (options.signal === undefined) return Promise.reject(unavailable("signal"));
-      return options.signal(target, values, timeoutMs);
+      return options.signal?.(target, values, timeoutMs) ??
+        running.caller.request(target, values, timeoutMs);
     },
-    reload() {
-      if (options.reload === undefined) return Promise.reject(unavailable("reload"));
-      return options.reload();
+    async reload() {
+      if (options.reload !== undefined) return await options.reload();
+      return { stages: (await running.reload()) as unknown as JsonValue };
     },
     drain() {
       if (options.drain === undefined) return Promise.reject(unavailable("drain"));

@@ -44,6 +44,11 @@ export interface EndpointInfo {
   state: EndpointState;
   /** Its load when it last told (heartbeats over NATS carry it): p95 dispatch delay, queued messages. */
   load?: EndpointLoad;
+  /**
+   * Where its own admin API listens (`127.0.0.1:port`), for the supervisor that
+   * aggregates this machine's processes.
+   */
+  admin?: string;
 }
 
 /** How busy an endpoint is. */

@@ -80,8 +80,8 @@ export class FlowMonitor implements StageMonitor, Disposable {
     );
     this.#restarts = metrics.counter(
       "stage_worker_restarts_total",
-      "Workers terminated past the hard limit or crashed, and replaced",
-      ["stage"],
+      "Workers replaced: terminated past the hard limit or crashed (cause=lost), or reloaded (cause=reload)",
+      ["stage", "cause"],
     );
     this.#lost = metrics.counter(
       "stage_messages_lost_total",
@@ -212,8 +212,8 @@ export class FlowMonitor implements StageMonitor, Disposable {
     this.#yields.inc({ stage });
   }
 
-  workerLost(stage: string): void {
-    this.#restarts.inc({ stage }); // the pool logs why
+  workerLost(stage: string, _worker: number, _reason: string, cause: "lost" | "reload"): void {
+    this.#restarts.inc({ stage, cause }); // the pool logs why
   }
 
   recordLost(stage: string): void {

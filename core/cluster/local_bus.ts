@@ -8,6 +8,7 @@
 import type { Logger } from "@logtape/logtape";
 import { toErrorRecord } from "../message/mod.ts";
 import { BusLocks } from "./bus_locks.ts";
+import type { EndpointInfo, EndpointState } from "./bus_frames.ts";
 import type { Clock } from "../time/mod.ts";
 import { packValues } from "../message/mod.ts";
 import { decodeSignalHeader, encodeSignal, replyHeader, type SignalHeader } from "../pool/wire.ts";
@@ -17,6 +18,18 @@ export interface BusMember {
   readonly id: string;
   /** Delivers an encoded stage message to one of the stage's workers. */
   deliver(header: SignalHeader, body: Uint8Array): void;
+}
+
+/** How a process's bus routes: where this process is, and the other processes it knows. */
+export interface BusView {
+  /** This process's endpoint (`node/group`; `"local"` for a process alone). */
+  endpoint: string;
+  node: string;
+  state: EndpointState;
+  /** The stages served here (replies-only members such as `#caller` left out). */
+  stages: string[];
+  /** The other processes (this machine's and, with `#cluster`, other machines'). */
+  peers: EndpointInfo[];
 }
 
 /** Moves stage messages to the stages they address. */
@@ -33,6 +46,8 @@ export interface Bus {
   drain?(): void;
   /** Releases what the bus holds (lock timers, its link to other processes). */
   close(): void;
+  /** The routing view (for the admin API's `/routes`). */
+  view(): BusView;
 }
 
 /**
@@ -63,6 +78,16 @@ export class LocalBus implements Bus {
 
   join(member: BusMember): void {
     this.#members.set(member.id, member);
+  }
+
+  view(): BusView {
+    return {
+      endpoint: "local",
+      node: "local",
+      state: this.detached ? "overloaded" : "ready",
+      stages: [...this.#members.keys()].filter((id) => !id.startsWith("#")),
+      peers: [],
+    };
   }
 
   leave(id: string): void {

@@ -5,7 +5,13 @@
  */
 export { OnceRegistry } from "./once_registry.ts";
 export { type ProcessOptions, type RunningProcess, startProcess } from "./process_runtime.ts";
-export { ScriptStage, type ScriptStageOptions, StageStartError } from "./script_stage.ts";
+export {
+  ScriptStage,
+  type ScriptStageOptions,
+  type StageReload,
+  StageStartError,
+  type WorkerInfo,
+} from "./script_stage.ts";
 export { FlowMonitor, type FlowMonitorOptions, type OverloadEffects } from "./flow_monitor.ts";
 export {
   type BackoffPolicy,
@@ -53,3 +59,4 @@ export {
 export { BusHub, type BusHubOptions } from "./bus_hub.ts";
 export { ProcessBus, type ProcessBusOptions } from "./process_bus.ts";
 export type { EndpointInfo, EndpointState } from "./bus_frames.ts";
+export type { BusView } from "./local_bus.ts";

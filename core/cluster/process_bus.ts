@@ -38,7 +38,7 @@ import {
   type EndpointState,
 } from "./bus_frames.ts";
 import { type BusConnection, connectBus, framedConnection } from "./bus_socket.ts";
-import type { Bus, BusMember } from "./local_bus.ts";
+import type { Bus, BusMember, BusView } from "./local_bus.ts";
 import type { NatsLink } from "./nats_link.ts";
 import { NatsPeers } from "./nats_peers.ts";
 import type { Clock } from "../time/mod.ts";
@@ -91,6 +91,7 @@ export class ProcessBus implements Bus, AsyncDisposable {
   #peers: EndpointInfo[] = [];
   #cursors = new Map<string, number>();
   #state: EndpointState = "starting";
+  #admin: string | undefined;
   /** Overloaded (the flow monitor's verdict), whatever the lifecycle state. */
   #overloaded = false;
   #open = true;
@@ -161,6 +162,28 @@ export class ProcessBus implements Bus, AsyncDisposable {
       this.#state = value ? "overloaded" : "ready";
       this.#update();
     }
+  }
+
+  /** Announces where this process's admin API listens (see {@link EndpointInfo.admin}). */
+  set admin(address: string | undefined) {
+    this.#admin = address;
+    this.#update();
+  }
+
+  /** Where this process's admin API listens, if it was announced. */
+  get admin(): string | undefined {
+    return this.#admin;
+  }
+
+  /** The routing view: this endpoint, its stages and state, and its peers. */
+  view(): BusView {
+    return {
+      endpoint: this.endpoint,
+      node: this.node,
+      state: this.#state,
+      stages: this.#info().stages,
+      peers: this.peers.map((peer) => ({ ...peer })),
+    };
   }
 
   /** Every stage of this process started: it takes routed work (unless overloaded). */
@@ -278,8 +301,10 @@ export class ProcessBus implements Bus, AsyncDisposable {
     return {
       endpoint: this.endpoint,
       node: this.node,
-      stages: [...this.#members.keys()],
+      // `#caller` and the like take replies only: nothing is routed to them by id.
+      stages: [...this.#members.keys()].filter((id) => !id.startsWith("#")),
       state: this.#state,
+      ...(this.#admin === undefined ? {} : { admin: this.#admin }),
     };
   }
 

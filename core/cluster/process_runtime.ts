@@ -21,13 +21,13 @@ import { FlowGate, PendingBound } from "../net/flow_gate.ts";
 import { ConnectionQuota } from "../net/connection_quota.ts";
 import { type Clock, systemClock } from "../time/mod.ts";
 import { SharedTable } from "../ring/shared_table.ts";
-import { type Bus, LocalBus } from "./local_bus.ts";
+import { type Bus, type BusView, LocalBus } from "./local_bus.ts";
 import { ProcessBus, type ProcessBusOptions } from "./process_bus.ts";
 import type { EndpointLoad } from "./bus_frames.ts";
 import { NatsLink } from "./nats_link.ts";
 import { OnceRegistry } from "./once_registry.ts";
-import { ScriptStage, StageStartError } from "./script_stage.ts";
-import { serviceFactories, ServiceStage } from "../services/mod.ts";
+import { ScriptStage, type StageReload, StageStartError, type WorkerInfo } from "./script_stage.ts";
+import { MainCaller, serviceFactories, ServiceStage, type StageCaller } from "../services/mod.ts";
 
 /** The NATS side of a supervised process's bus, when `#cluster.nats` names servers. */
 async function natsOf(
@@ -105,6 +105,19 @@ export interface RunningProcess {
   readonly metrics: MetricsRegistry;
   /** Dispatch delay, overload state. */
   readonly monitor: FlowMonitor;
+  /** Sends stage messages from the main thread (the admin API, the HTTP gateway). */
+  readonly caller: StageCaller;
+  /** Every script stage's workers: what each runs now, yields, replacements. */
+  workers(): WorkerInfo[];
+  /** The bus's routing view: this process's endpoint, stages and state, and its peers. */
+  routes(): BusView;
+  /**
+   * Reloads every script stage (see {@link ScriptStage.reload}), one stage after
+   * another; a stage whose script does not load rejects, leaving it as it was.
+   */
+  reload(graceMs?: number): Promise<StageReload[]>;
+  /** Tells the other processes of this machine where this one's admin API listens. */
+  announceAdmin(address: string): void;
   /** Stops every stage gracefully (bounded by `graceMs` per stage). */
   stop(graceMs?: number): Promise<void>;
 }
@@ -172,6 +185,8 @@ export async function startProcess(
       [...services.values()].reduce((sum, service) => sum + service.queued, 0),
   });
   const limits = { ...brokerLimitsFromFlow(config.flow), ...options.limits };
+  const caller = new MainCaller(bus, log);
+  bus.join(caller);
   const stop = async (graceMs = 5000) => {
     bus.drain?.();
     await Promise.all([...stages.values()].reverse().map((stage) => stage.stop(graceMs)));
@@ -264,5 +279,22 @@ export async function startProcess(
     }
   }
   bus.ready?.();
-  return { stages, services, metrics, monitor, stop };
+  return {
+    stages,
+    services,
+    metrics,
+    monitor,
+    caller,
+    stop,
+    workers: () => [...stages.values()].flatMap((stage) => stage.workers()),
+    routes: () => bus.view(),
+    async reload(graceMs) {
+      const reports: StageReload[] = [];
+      for (const stage of stages.values()) reports.push(await stage.reload(graceMs));
+      return reports;
+    },
+    announceAdmin(address) {
+      if (bus instanceof ProcessBus) bus.admin = address;
+    },
+  };
 }

@@ -57,8 +57,11 @@ export interface StageMonitor {
   finished(stage: string, worker: number, tag: number, delayMs: number, cpuMs: number): void;
   /** The watchdog asked a worker to yield (it ran past the time slice). */
   yieldRequested(stage: string, worker: number): void;
-  /** A worker was terminated (past the hard limit) or crashed, and replaced. */
-  workerLost(stage: string, worker: number, reason: string): void;
+  /**
+   * A worker was replaced: terminated past the hard limit or crashed
+   * (`"lost"`), or on purpose (`"reload"`).
+   */
+  workerLost(stage: string, worker: number, reason: string, cause: "lost" | "reload"): void;
   /** A record was lost with its worker. */
   recordLost(stage: string, worker: number, tag: number): void;
 }
@@ -124,6 +127,35 @@ function describeStall(snapshot: ControlSnapshot): string {
   } handler (key ${snapshot.key}) ran`;
 }
 
+/** One worker as {@link ScriptStage.workers} reports it. */
+export interface WorkerInfo {
+  stage: string;
+  worker: number;
+  /** `stuck`: past the time slice, its work goes elsewhere; `replacing`: a reload. */
+  state: "idle" | "busy" | "stuck" | "replacing";
+  /** What it runs now (a handler, with its script position when known), or null. */
+  task: string | null;
+  /** How long the current record has run, ms. */
+  runningMs: number;
+  inFlight: number;
+  /** Records handled by the current worker since it started. */
+  handled: number;
+  /** Cooperative yields by the current worker since it started. */
+  yields: number;
+  busyMs: number;
+  /** Times this worker slot was replaced (crash, hard limit, reload). */
+  restarts: number;
+}
+
+/** What {@link ScriptStage.reload} did. */
+export interface StageReload {
+  stage: string;
+  workers: number;
+  /** Records still running at a worker's grace deadline (reported lost to their senders). */
+  unfinished: number;
+  ms: number;
+}
+
 /** A running script stage. */
 export class ScriptStage {
   readonly id: string;
@@ -140,10 +172,16 @@ export class ScriptStage {
   #stuckUnlogged = 0;
   /** Script positions of waitfor registrations and `broker.ready` calls, for logs. */
   #where = new Map<string, string>();
+  /** Replacements of each worker so far (crashes, the hard limit, reloads). */
+  #restarts: number[];
+  /** Workers being replaced on purpose (a reload): not counted as lost. */
+  #planned = new Set<number>();
+  #reloading: Promise<StageReload> | undefined;
 
   constructor(options: ScriptStageOptions) {
     this.id = options.stageId;
     this.#options = options;
+    this.#restarts = new Array(options.workers).fill(0);
     this.#pool = new WorkerPool({
       stageId: options.stageId,
       size: options.workers,
@@ -158,7 +196,9 @@ export class ScriptStage {
       onTurnEnd: () => this.#broker.flush(),
       onControl: (worker, message) => this.#control(worker, message),
       onWorkerLost: (worker, reason) => {
-        options.monitor?.workerLost(this.id, worker, reason);
+        this.#restarts[worker] = (this.#restarts[worker] ?? 0) + 1;
+        const planned = this.#planned.has(worker);
+        options.monitor?.workerLost(this.id, worker, reason, planned ? "reload" : "lost");
         this.#scheduler.workerLost(worker);
       },
       onWorkerReady: (worker) => {
@@ -323,6 +363,87 @@ export class ScriptStage {
   /** The watchdog of this stage's workers. */
   get watchdog(): Watchdog {
     return this.#watchdog;
+  }
+
+  /**
+   * What each worker is doing now: the record it runs and for how long, its
+   * queue, yields and replacements so far (plain data, for the admin API).
+   */
+  workers(): WorkerInfo[] {
+    const now = this.#options.clock.wallNow();
+    return Array.from({ length: this.#pool.size }, (_, worker) => {
+      const snapshot = this.#pool.control(worker)?.snapshot();
+      const running = snapshot?.running ?? false;
+      const record = running && snapshot !== undefined
+        ? this.#scheduler.dispatchedRecord(worker, snapshot.ticket)
+        : undefined;
+      return {
+        stage: this.id,
+        worker,
+        state: this.#planned.has(worker)
+          ? "replacing"
+          : !this.#scheduler.available(worker)
+          ? "stuck"
+          : running
+          ? "busy"
+          : "idle",
+        task: !running
+          ? null
+          : record === undefined
+          ? describeStall(snapshot!)
+          : this.#describe(record),
+        runningMs: running ? Math.max(0, Math.round(now - snapshot!.startedAt)) : 0,
+        inFlight: this.#scheduler.inFlight(worker),
+        handled: snapshot?.handled ?? 0,
+        yields: snapshot?.yields ?? 0,
+        busyMs: Math.round(snapshot?.busyMs ?? 0),
+        restarts: this.#restarts[worker] ?? 0,
+      };
+    });
+  }
+
+  /**
+   * Reloads the stage's scripts: first loads them in a throw-away worker (a
+   * script that does not load changes nothing and rejects), then replaces the
+   * workers one at a time — each takes no new work, finishes what it runs
+   * (bounded by `graceMs`; past it, that work is reported lost to its senders)
+   * and is replaced by a fresh worker that loads the current files. The other
+   * workers serve meanwhile. A reload asked for during another returns it.
+   *
+   * @throws {WorkerStartError} (rejects) the script does not load now
+   */
+  reload(graceMs = 5000): Promise<StageReload> {
+    this.#reloading ??= this.#reload(graceMs).finally(() => this.#reloading = undefined);
+    return this.#reloading;
+  }
+
+  async #reload(graceMs: number): Promise<StageReload> {
+    const clock = this.#options.clock;
+    const started = clock.now();
+    await this.#pool.probe();
+    let unfinished = 0;
+    for (let worker = 0; worker < this.#pool.size && !this.#stopped; worker++) {
+      this.#planned.add(worker);
+      this.#scheduler.workerRetiring(worker);
+      const deadline = clock.now() + graceMs;
+      while (this.#scheduler.inFlight(worker) > 0 && clock.now() < deadline && !this.#stopped) {
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      unfinished += this.#scheduler.inFlight(worker);
+      await this.#pool.replace(worker, "reload");
+      this.#planned.delete(worker);
+    }
+    const report = {
+      stage: this.id,
+      workers: this.#pool.size,
+      unfinished,
+      ms: Math.round(clock.now() - started),
+    };
+    this.#options.log.info(
+      "Stage {stage} reloaded: {workers} workers replaced in {ms} ms ({unfinished} records cut short)",
+      report,
+    );
+    return report;
   }
 
   /**

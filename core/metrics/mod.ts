@@ -9,6 +9,7 @@ export { Counter } from "./counter.ts";
 export { Gauge } from "./gauge.ts";
 export { DELAY_BUCKETS_SECONDS, Histogram } from "./histogram.ts";
 export { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from "./prometheus.ts";
+export { type LabelledSnapshot, mergeSnapshots } from "./merge_snapshots.ts";
 export {
   type GaugeCollector,
   type MetricRegistration,

@@ -105,6 +105,8 @@ export interface Flow {
 export interface WorkerState {
   available: boolean;
   stuck: boolean;
+  /** Being replaced (a reload): takes no new work until its replacement starts. */
+  retiring: boolean;
   inFlight: number;
   /** Free claim slots, oldest freed first (spreads reuse; see MAX_GENERATION). */
   free: Deque<number>;

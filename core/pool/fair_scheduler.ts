@@ -294,10 +294,22 @@ export class FairScheduler {
     this.#pumpAll();
   }
 
+  /**
+   * Worker `worker` is about to be replaced (a reload): as for a stuck worker,
+   * its unstarted records and waiting sockets move elsewhere, and it takes no
+   * new work, even once its running records finish, until the replacement starts.
+   */
+  workerRetiring(worker: number): void {
+    const state = this.#workers[worker];
+    if (state === undefined) return;
+    state.retiring = true;
+    this.workerStuck(worker);
+  }
+
   /** Worker `worker` finished its long record: it takes work again. */
   workerRecovered(worker: number): void {
     const state = this.#workers[worker];
-    if (state === undefined || !state.stuck) return;
+    if (state === undefined || !state.stuck || state.retiring) return;
     state.stuck = false;
     state.available = true;
     this.#pump(worker);
@@ -379,6 +391,7 @@ export class FairScheduler {
     return {
       available,
       stuck: false,
+      retiring: false,
       inFlight: 0,
       free,
       dispatched: new Array(CLAIM_SLOTS).fill(undefined),

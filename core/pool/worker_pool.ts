@@ -131,7 +131,75 @@ export class WorkerPool {
   /** Terminates a worker (stuck past the hard limit) and starts a replacement. */
   terminate(worker: number, reason: string): void {
     const slot = this.#slots[worker];
-    if (slot !== undefined) this.#replace(slot, reason);
+    if (slot !== undefined) void this.#replace(slot, reason);
+  }
+
+  /**
+   * Replaces a worker on purpose (a reload): it is terminated and a fresh one
+   * loads the script again. Resolves once the replacement started (or failed
+   * to, which is logged). Whatever the worker still ran is reported lost.
+   */
+  replace(worker: number, reason: string): Promise<void> {
+    const slot = this.#slots[worker];
+    return slot === undefined ? Promise.resolve() : this.#replace(slot, reason, true);
+  }
+
+  /**
+   * Loads the stage's script in a throw-away worker, to learn whether it
+   * loads at all, before live workers are replaced. Its records, listens and
+   * side effects are ignored (`stage.once` is answered "already done").
+   *
+   * @throws {WorkerStartError} the script does not load (the message names why)
+   */
+  async probe(timeoutMs = 30_000): Promise<void> {
+    const options = this.#options;
+    const inbound = RingBuffer.create(1 << 16);
+    const outbound = RingBuffer.create(1 << 16);
+    const inboundBell = new MessageChannel();
+    const outboundBell = new MessageChannel();
+    const handle = options.factory(options.size, `${options.stageId}#probe`);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const fail = (why: string, cause?: unknown) =>
+          reject(
+            new WorkerStartError(`Stage "${options.stageId}" script does not load: ${why}`, {
+              cause,
+            }),
+          );
+        timer = setTimeout(() => fail(`no answer within ${timeoutMs} ms`), timeoutMs);
+        handle.onControl = (message) => {
+          if (message.type === "ready") resolve();
+          else if (message.type === "failed") {
+            const error = fromErrorRecord(message.error);
+            fail(error.message, error);
+          } else if (message.type === "once") {
+            handle.post({ type: "once-result", requestId: message.requestId, first: false });
+          }
+        };
+        handle.onError = (message) => fail(message);
+        handle.post({
+          type: "init",
+          index: options.size,
+          stageId: options.stageId,
+          inbound: inbound.buffer,
+          outbound: outbound.buffer,
+          inboundBell: inboundBell.port2,
+          outboundBell: outboundBell.port2,
+          control: ControlBlock.create().buffer,
+          claims: ClaimTable.create().buffer,
+          shared: options.shared,
+          script: options.script,
+          process: options.process,
+          log: options.log,
+        }, [inboundBell.port2, outboundBell.port2]);
+      });
+    } finally {
+      clearTimeout(timer);
+      handle.terminate();
+      inboundBell.port1.close();
+      outboundBell.port1.close();
+    }
   }
 
   /** Sends a control message to one worker. */
@@ -228,7 +296,7 @@ export class WorkerPool {
           );
           return;
         }
-        this.#replace(slot, message);
+        void this.#replace(slot, message);
       };
       handle.post({
         type: "init",
@@ -248,24 +316,18 @@ export class WorkerPool {
     });
   }
 
-  #replace(slot: Slot, reason: string): void {
-    if (this.#closed || this.#slots[slot.index] !== slot) return;
-    this.#options.logger.error("Worker {index} of stage {stage} is replaced: {reason}", {
-      index: slot.index,
-      stage: this.#options.stageId,
-      reason,
-    });
+  #replace(slot: Slot, reason: string, planned = false): Promise<void> {
+    if (this.#closed || this.#slots[slot.index] !== slot) return Promise.resolve();
+    const log = this.#options.logger;
+    const fields = { index: slot.index, stage: this.#options.stageId, reason };
+    if (planned) log.info("Worker {index} of stage {stage} is replaced: {reason}", fields);
+    else log.error("Worker {index} of stage {stage} is replaced: {reason}", fields);
     // What it finished before it died is not lost: read it first.
     this.drainNow(slot.index);
     this.#stop(slot);
     this.#options.onWorkerLost(slot.index, reason);
-    this.#spawn(slot.index).then(
-      () => {},
-      (error) =>
-        this.#options.logger.error("Worker {index} could not be replaced: {error}", {
-          index: slot.index,
-          error,
-        }),
+    return this.#spawn(slot.index).catch((error) =>
+      log.error("Worker {index} could not be replaced: {error}", { index: slot.index, error })
     );
   }
 

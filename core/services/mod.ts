@@ -11,7 +11,9 @@ import { startRouteService } from "./route_service.ts";
 import type { ServiceFactory } from "./service_stage.ts";
 import { startTicketService } from "./ticket_service.ts";
 
+export { CALLER_STAGE_ID, MainCaller, type StageCaller } from "./main_caller.ts";
 export {
+  mainThreadMessaging,
   type Service,
   type ServiceApi,
   type ServiceBus,

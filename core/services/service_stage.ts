@@ -76,6 +76,31 @@ export interface ServiceStageOptions {
   start: ServiceFactory;
 }
 
+/**
+ * The {@link Messaging} of a stage that lives on the main thread (a service
+ * stage, the process's own caller): its signals go straight to the bus, it
+ * unpacks values as data and never runs shipped code (`{ service: true }`).
+ */
+export function mainThreadMessaging(id: string, bus: ServiceBus, log: Logger): Messaging {
+  const port: PlatformPort = {
+    send(tag, _a, _b, body) {
+      if (tag === ToMain.Signal && body !== undefined) bus.route(body);
+      else log.error("Main-thread stage {id} sent record tag {tag}", { id, tag });
+    },
+    post() {}, // registrations need no main-thread bookkeeping: this is the main thread
+    request: () =>
+      Promise.reject(new TypeError(`Main-thread stage "${id}" has no worker-only requests`)),
+  };
+  return new Messaging(
+    id,
+    0,
+    port,
+    log,
+    (name) => Promise.reject(new TypeError(`Main-thread stage "${id}" cannot load "${name}"`)),
+    { service: true },
+  );
+}
+
 /** Messages handled per turn before the rest waits for the next macrotask (I/O goes first). */
 const TURN_BUDGET = 512;
 
@@ -94,24 +119,7 @@ export class ServiceStage {
     this.id = options.id;
     this.kind = options.kind;
     this.#options = options;
-    const bus = options.bus;
-    const port: PlatformPort = {
-      send(tag, _a, _b, body) {
-        if (tag === ToMain.Signal && body !== undefined) bus.route(body);
-        else options.log.error("Service {id} sent record tag {tag}", { id: options.id, tag });
-      },
-      post() {}, // registrations need no main-thread bookkeeping: this is the main thread
-      request: () =>
-        Promise.reject(new TypeError(`Service stage "${options.id}" has no worker-only requests`)),
-    };
-    this.#messaging = new Messaging(
-      options.id,
-      0,
-      port,
-      options.log,
-      (name) => Promise.reject(new TypeError(`Service stage cannot load "${name}"`)),
-      { service: true },
-    );
+    this.#messaging = mainThreadMessaging(options.id, options.bus, options.log);
   }
 
   /** Starts the service (its waitfors are registered when this resolves). */
