@@ -10,6 +10,7 @@ import type { Logger } from "@logtape/logtape";
 import {
   type Counter,
   DELAY_BUCKETS_SECONDS,
+  type GaugeCollector,
   type Histogram,
   type MetricRegistration,
   type MetricsRegistry,
@@ -32,6 +33,8 @@ const ADMIT_START = 20;
 const ADMIT_GROWTH = 1.5;
 /** Above this rate admission is unlimited again. */
 const ADMIT_FULL = 20_000;
+/** Sockets per stage in `stage_socket_top_out_queued_bytes` (bounds the series). */
+const TOP_SOCKETS = 5;
 
 /** Options of a {@link FlowMonitor}. */
 export interface FlowMonitorOptions {
@@ -159,43 +162,54 @@ export class FlowMonitor implements StageMonitor, Disposable {
       () => stage.broker.sockets().reduce((sum, socket) => sum + socket.queuedOutBytes, 0),
     );
     this.#registrations.push(metrics.gaugeFn(
-      "stage_socket_refused",
+      "stage_socket_top_out_queued_bytes",
+      `Committed bytes not yet written, for the ${TOP_SOCKETS} sockets of the stage with the most (the slow readers)`,
+      () =>
+        stage.broker.sockets()
+          .filter((socket) => socket.queuedOutBytes > 0)
+          .sort((a, b) => b.queuedOutBytes - a.queuedOutBytes)
+          .slice(0, TOP_SOCKETS)
+          .map((socket) => ({
+            labels: { stage: stage.id, socket: String(socket.id), remote: socket.remote },
+            value: socket.queuedOutBytes,
+          })),
+    ));
+    const count = (name: string, help: string, collect: GaugeCollector) =>
+      this.#registrations.push(metrics.counterFn(name, help, collect));
+    count(
+      "stage_socket_refused_total",
       "Incoming connections refused at once, by reason (connection limits)",
       () =>
         [...stage.broker.refusedByReason].map(([reason, value]) => ({
           labels: { stage: stage.id, reason },
           value,
         })),
-    ));
-    this.#registrations.push(metrics.gaugeFn(
-      "stage_socket_bytes",
-      "Bytes read from and written to sockets",
-      () => {
-        const totals = stage.broker.byteTotals();
-        return [
-          { labels: { stage: stage.id, direction: "in" }, value: totals.in },
-          { labels: { stage: stage.id, direction: "out" }, value: totals.out },
-        ];
-      },
-    ));
-    this.#registrations.push(metrics.gaugeFn(
-      "stage_worker_yields",
-      "Cooperative yields (stage.yield, stage.slice, async API calls) by each worker since it started",
+    );
+    count("stage_socket_bytes_total", "Bytes read from and written to sockets", () => {
+      const totals = stage.broker.byteTotals();
+      return [
+        { labels: { stage: stage.id, direction: "in" }, value: totals.in },
+        { labels: { stage: stage.id, direction: "out" }, value: totals.out },
+      ];
+    });
+    count(
+      "stage_worker_yields_total",
+      "Cooperative yields (stage.yield, stage.slice, async API calls) by each worker (from 0 when it is replaced)",
       () =>
         Array.from({ length: stage.pool.size }, (_, worker) => ({
           labels: { stage: stage.id, worker: String(worker) },
           value: stage.pool.control(worker)?.snapshot().yields ?? 0,
         })),
-    ));
-    this.#registrations.push(metrics.gaugeFn(
-      "stage_socket_closed",
+    );
+    count(
+      "stage_socket_closed_total",
       "Sockets closed, by reason",
       () =>
         [...stage.broker.closedByReason].map(([reason, value]) => ({
           labels: { stage: stage.id, reason },
           value,
         })),
-    ));
+    );
   }
 
   finished(stage: string, worker: number, _tag: number, delayMs: number, cpuMs: number): void {

@@ -28,16 +28,21 @@ export interface MetricsRegistryOptions {
   onCollectError?(name: string, error: unknown): void;
 }
 
-/** Gauges computed at snapshot time: any number of collectors share one name. */
+/**
+ * Gauges (or counters kept elsewhere) computed at snapshot time: any number of
+ * collectors share one name.
+ */
 class CollectedGauge {
   readonly name: string;
   readonly help: string;
+  readonly type: "gauge" | "counter";
   readonly collectors = new Set<{ collect: GaugeCollector }>();
 
-  constructor(name: string, help: string) {
+  constructor(name: string, help: string, type: "gauge" | "counter" = "gauge") {
     checkMetricName(name);
     this.name = name;
     this.help = help;
+    this.type = type;
   }
 
   family(onError: (name: string, error: unknown) => void): ValueFamily {
@@ -58,7 +63,7 @@ class CollectedGauge {
         else found.value += sample.value;
       }
     }
-    return { name: this.name, help: this.help, type: "gauge", samples: [...merged.values()] };
+    return { name: this.name, help: this.help, type: this.type, samples: [...merged.values()] };
   }
 
   #validate(result: ReturnType<GaugeCollector>): ValueSample[] {
@@ -86,7 +91,11 @@ class CollectedGauge {
 type Metric = Counter | Gauge | Histogram | CollectedGauge;
 
 function describe(metric: Metric): string {
-  if (metric instanceof CollectedGauge) return "a collected gauge (gaugeFn)";
+  if (metric instanceof CollectedGauge) {
+    return metric.type === "gauge"
+      ? "a collected gauge (gaugeFn)"
+      : "a collected counter (counterFn)";
+  }
   const kind = metric instanceof Counter
     ? "a counter"
     : metric instanceof Gauge
@@ -102,7 +111,7 @@ function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
 
 function same(a: Metric, b: Metric): boolean {
   if (a.constructor !== b.constructor) return false;
-  if (a instanceof CollectedGauge) return true;
+  if (a instanceof CollectedGauge) return a.type === (b as CollectedGauge).type;
   if (!sameList(a.labelNames, (b as typeof a).labelNames)) return false;
   return !(a instanceof Histogram) || sameList(a.buckets, (b as Histogram).buckets);
 }
@@ -177,7 +186,24 @@ export class MetricsRegistry {
    * @throws {TypeError} invalid name, or `name` is registered as another kind.
    */
   gaugeFn(name: string, help: string, collect: GaugeCollector): MetricRegistration {
-    const gauge = this.#register(new CollectedGauge(name, help));
+    return this.#collected(new CollectedGauge(name, help), collect);
+  }
+
+  /**
+   * Adds a counter whose value is kept elsewhere (a total some component
+   * counts) and read when a snapshot is taken; otherwise as {@link gaugeFn}.
+   * The collector must only ever return growing values (or restart from 0
+   * when its owner does, which Prometheus reads as a counter reset).
+   *
+   * @throws {TypeError} invalid name, or `name` is registered as another kind.
+   */
+  counterFn(name: string, help: string, collect: GaugeCollector): MetricRegistration {
+    return this.#collected(new CollectedGauge(name, help, "counter"), collect);
+  }
+
+  #collected(metric: CollectedGauge, collect: GaugeCollector): MetricRegistration {
+    const name = metric.name;
+    const gauge = this.#register(metric);
     const entry = { collect };
     gauge.collectors.add(entry);
     const remove = () => {

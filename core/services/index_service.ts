@@ -189,9 +189,13 @@ export function indexService(options: IndexServiceOptions = {}): ServiceFactory 
       metrics.gaugeFn("stage_index_entries", "Entries on the boards of an index stage.", () => [
         { labels: { stage: api.id }, value: scores.entries },
       ]),
-      metrics.gaugeFn("stage_index_commits", "Transactions committed by an index stage.", () => [
-        { labels: { stage: api.id }, value: scores.commits },
-      ]),
+      metrics.counterFn(
+        "stage_index_commits_total",
+        "Transactions committed by an index stage.",
+        () => [
+          { labels: { stage: api.id }, value: scores.commits },
+        ],
+      ),
     ];
     /** `forEach` deliveries still sending, by their next slice. */
     const sending = new Set<{ timer: { cancel(): void } | undefined; send(all: boolean): void }>();

@@ -362,8 +362,8 @@ Deno.test("the process's metrics registry counts dispatch delay, bytes, sockets 
   };
   const delay = family("stage_dispatch_delay_seconds");
   assert.ok(delay.type === "histogram" && delay.samples[0]!.count >= 20);
-  const bytes = family("stage_socket_bytes");
-  assert.ok(bytes.type !== "histogram");
+  const bytes = family("stage_socket_bytes_total");
+  assert.ok(bytes.type === "counter");
   const bytesIn = bytes.samples.find((sample) => sample.labels.direction === "in")!.value;
   assert.ok(bytesIn >= 20 * 10, `bytes in: ${bytesIn}`);
   const open = family("stage_sockets_open");
@@ -375,9 +375,10 @@ Deno.test("the process's metrics registry counts dispatch delay, bytes, sockets 
       "stage_in_flight",
       "stage_worker_busy_seconds_total",
       "stage_overloaded",
-      "stage_worker_yields",
+      "stage_worker_yields_total",
     ]
   ) family(name);
+  assert.match(text0(snapshot), /^# TYPE stage_socket_closed_total counter$/m);
   const text = renderPrometheus(snapshot, { process: "0" });
   assert.match(text, /# TYPE stage_dispatch_delay_seconds histogram/);
   assert.match(
@@ -385,6 +386,11 @@ Deno.test("the process's metrics registry counts dispatch delay, bytes, sockets 
     /stage_dispatch_delay_seconds_bucket\{process="0",stage="start",le="\+Inf"\} \d+/,
   );
 });
+
+/** The snapshot in the text format, for checks on the `# TYPE` lines. */
+function text0(snapshot: Parameters<typeof renderPrometheus>[0]): string {
+  return renderPrometheus(snapshot);
+}
 
 Deno.test("connect/disconnect churn through real workers leaves no socket, flow or per-IP entry behind", async () => {
   await using fixture = await startFixture({ scripts: { "start.ts": ECHO } });

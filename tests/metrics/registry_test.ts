@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import {
   DELAY_BUCKETS_SECONDS,
+  mergeSnapshots,
   type MetricFamily,
   MetricsRegistry,
 } from "../../core/metrics/mod.ts";
@@ -248,3 +249,36 @@ Deno.test("MetricsRegistry.snapshot is plain data: structuredClone and JSON keep
   metrics.gauge("g", "G.").set(9); // a snapshot does not follow later changes
   assert.deepEqual(snapshot.find((f) => f.name === "g")?.samples, [{ labels: {}, value: 2.5 }]);
 });
+
+Deno.test("MetricsRegistry.counterFn reports a counter read at snapshot time, apart from gaugeFn", () => {
+  const metrics = new MetricsRegistry();
+  let closed = 3;
+  using _closed = metrics.counterFn("stage_socket_closed_total", "Closed.", () => [
+    { labels: { reason: "peer" }, value: closed },
+  ]);
+  closed = 5;
+  assert.deepEqual(metrics.snapshot(), [{
+    name: "stage_socket_closed_total",
+    help: "Closed.",
+    type: "counter",
+    samples: [{ labels: { reason: "peer" }, value: 5 }],
+  }]);
+  assert.throws(
+    () => metrics.gaugeFn("stage_socket_closed_total", "x", () => 1),
+    /collected counter \(counterFn\)/,
+  );
+  mergeWithMergeSnapshots(metrics);
+});
+
+/** mergeSnapshots keeps each part's series apart by its labels and one family per name. */
+function mergeWithMergeSnapshots(metrics: MetricsRegistry): void {
+  const merged = mergeSnapshots([
+    { labels: { process: "0" }, snapshot: metrics.snapshot() },
+    { labels: { process: "1" }, snapshot: metrics.snapshot() },
+  ]);
+  assert.equal(merged.length, 1);
+  assert.deepEqual(merged[0]!.samples.map((s) => s.labels), [
+    { process: "0", reason: "peer" },
+    { process: "1", reason: "peer" },
+  ]);
+}
