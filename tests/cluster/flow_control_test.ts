@@ -234,6 +234,32 @@ Deno.test("a client that never reads is closed past its outgoing bound; others a
   assert.deepEqual(await reader.next(), { after: true });
 });
 
+Deno.test("a slow reader's queued output shows per socket in stage_socket_top_out_queued_bytes", async () => {
+  await using fixture = await startFixture({
+    scripts: { "start.ts": ECHO },
+    config: { "#flow": { socket_out_bytes: 64 * 1024 * 1024 } },
+  });
+  await using sink = await FrameClient.connect(fixture.port("json"), "json");
+  const big = { pad: "y".repeat(60_000) };
+  const top = () => {
+    const family = fixture.running.metrics.snapshot().find((f) =>
+      f.name === "stage_socket_top_out_queued_bytes"
+    );
+    return family?.type === "gauge" ? family.samples[0] : undefined;
+  };
+  // The kernel's socket buffers take a few MB first; then output queues in Stage.
+  const deadline = Date.now() + 10_000;
+  while ((top()?.value ?? 0) < 1_000_000 && Date.now() < deadline) {
+    await Promise.all(Array.from({ length: 20 }, () => sink.send(big)));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  const slowest = top();
+  assert.ok(slowest !== undefined && slowest.value >= 1_000_000, JSON.stringify(slowest));
+  assert.equal(slowest.labels.stage, "start");
+  assert.match(slowest.labels.socket ?? "", /^\d+$/);
+  assert.match(slowest.labels.remote ?? "", /^127\.0\.0\.1:\d+$/);
+});
+
 const SLOW = REFERENCE + `
 broker.ready("tcp://127.0.0.1:0?json", () => (socket, data) => {
   const end = performance.now() + 4;
