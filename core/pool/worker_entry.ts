@@ -14,7 +14,7 @@ import { ScriptLoader } from "../script/mod.ts";
 import { systemClock } from "../time/mod.ts";
 import { ScriptHost } from "../api/script_host.ts";
 import type { PlatformPort } from "../api/platform_port.ts";
-import { describeScriptError } from "../api/script_error.ts";
+import { describeScriptError, scriptPosition } from "../api/script_error.ts";
 import { ClaimTable } from "./claim_table.ts";
 import { ControlBlock } from "./control_block.ts";
 import { KeyExecutor } from "./key_executor.ts";
@@ -40,7 +40,13 @@ self.onmessage = (event: MessageEvent<MainControl>) => {
   switch (message.type) {
     case "init":
       boot(message).catch((error) => {
-        post({ type: "failed", error: toErrorRecord(error) });
+        // A throw at a script's top level: name the script line, as for handler errors.
+        const record = toErrorRecord(error);
+        const where = scriptPosition(error);
+        if (where !== undefined && !record.message.includes(where)) {
+          record.message = `${record.message} (at ${where})`;
+        }
+        post({ type: "failed", error: record });
       });
       return;
     case "listen-result":

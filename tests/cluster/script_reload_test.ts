@@ -62,6 +62,7 @@ Deno.test("ScriptStage.reload of a script that does not load rejects and keeps t
   await assert.rejects(fixture.running.reload(), (error: Error) => {
     assert.equal(error.name, "WorkerStartError");
     assert.match(error.message, /broken on purpose/);
+    assert.match(error.message, /\(at file:\/\/\/.*\/scripts\/app\.ts:2:\d+\)/, "names the line");
     return true;
   });
   assert.equal(await caller.request("app:version", [], 2000), 1, "the old workers still serve");
