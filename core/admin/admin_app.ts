@@ -1,8 +1,10 @@
 /**
  * The admin HTTP API as a Hono app over {@link AdminSources}: read endpoints
  * (`/health`, `/metrics`, `/stages`, `/sockets`, `/tickets`, `/routes`,
- * `/workers`) and mutating ones (`POST /signal`, `/reload`, `/drain`). Every
- * endpoint but `/health` needs `Authorization: Bearer <token>` when a token is
+ * `/workers`), mutating ones (`POST /signal`, `/reload`, `/drain`) and the
+ * live dashboard page (`/dashboard`; `/` redirects to it). Every endpoint but
+ * `/health` and the page (which holds no data and sends the token it is given
+ * on its own requests) needs `Authorization: Bearer <token>` when a token is
  * set. Failures are JSON: `{ error: { name, message, field? } }`.
  *
  * @module
@@ -10,6 +12,9 @@
 import { type Context, Hono } from "hono";
 import { PROMETHEUS_CONTENT_TYPE } from "../metrics/mod.ts";
 import type { AdminSources } from "./admin_sources.ts";
+import { dashboardResponse } from "./dashboard_page.ts";
+import { sameToken } from "./_bearer_token.ts";
+import { json } from "./_json.ts";
 
 /** Options of {@link adminApp}. */
 export interface AdminAppOptions {
@@ -30,7 +35,6 @@ export interface SignalRequest {
   timeoutMs: number;
 }
 
-const JSON_TYPE = "application/json; charset=utf-8";
 const encoder = new TextEncoder();
 
 /** An error response's body, for a status and a cause. */
@@ -43,25 +47,6 @@ class HttpError extends Error {
   ) {
     super(message);
   }
-}
-
-/** JSON for values a reply may hold that `JSON.stringify` would drop or throw on. */
-function replacer(_key: string, value: unknown): unknown {
-  if (typeof value === "bigint") return value.toString();
-  if (value instanceof Error) return { name: value.name, message: value.message };
-  if (value instanceof Map) return Object.fromEntries(value);
-  if (value instanceof Set) return [...value];
-  if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
-    return Array.from(value as unknown as ArrayLike<number>);
-  }
-  return value;
-}
-
-function json(data: unknown, status = 200, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify(data, replacer), {
-    status,
-    headers: { "content-type": JSON_TYPE, ...headers },
-  });
 }
 
 function errorResponse(error: unknown): Response {
@@ -95,14 +80,6 @@ function signalStatus(name: string): number {
     default:
       return 502;
   }
-}
-
-/** SHA-256 both, then compare every byte: the time taken tells nothing of the token. */
-async function sameToken(given: string, expected: Uint8Array): Promise<boolean> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(given)));
-  let diff = 0;
-  for (let i = 0; i < digest.length; i++) diff |= digest[i]! ^ expected[i]!;
-  return diff === 0;
 }
 
 function describe(value: unknown): string {
@@ -176,8 +153,11 @@ async function readJson(c: Context, maxBytes: number): Promise<unknown> {
 }
 
 const METHODS: Record<string, string> = {
+  "/": "GET",
+  "/dashboard": "GET",
   "/health": "GET",
   "/metrics": "GET",
+  "/metrics.json": "GET",
   "/stages": "GET",
   "/sockets": "GET",
   "/tickets": "GET",
@@ -244,6 +224,8 @@ export function adminApp(sources: AdminSources, options: AdminAppOptions = {}): 
     const health = await sources.health();
     return json(health, health.ready ? 200 : 503);
   });
+  app.get("/dashboard", () => dashboardResponse());
+  app.get("/", (c) => c.redirect("./dashboard", 302));
 
   app.use("*", async (c, next) => {
     if (expected === undefined || c.req.path === "/health") return await next();
@@ -263,6 +245,12 @@ export function adminApp(sources: AdminSources, options: AdminAppOptions = {}): 
     new Response(await sources.metricsText(), {
       headers: { "content-type": PROMETHEUS_CONTENT_TYPE },
     }));
+  app.get("/metrics.json", async () => {
+    if (sources.metricsSnapshot === undefined) {
+      throw new HttpError(501, "AdminUnavailableError", "No metrics snapshot in this process");
+    }
+    return json(await sources.metricsSnapshot());
+  });
   app.get("/stages", async () => json(await sources.stages()));
   app.get("/sockets", async () => json(await sources.sockets()));
   app.get("/tickets", async () => json(await sources.tickets()));

@@ -1,7 +1,7 @@
 /**
- * Serves the admin app on a TCP port with `Deno.serve` (the one runtime call
- * of this folder), refusing an address other machines can reach unless a
- * token protects it.
+ * Serves the admin app (or the HTTP gateway) on a TCP port with `Deno.serve`
+ * (the one runtime call of this folder), refusing an address other machines
+ * can reach unless a token protects it or the server is public by design.
  *
  * @module
  */
@@ -14,6 +14,15 @@ export interface AdminServeOptions {
   port: number;
   /** The token the app requires; only checked for presence here (the app enforces it). */
   token?: string | undefined;
+  /** Serve a non-loopback address without a token (the HTTP gateway is public by design). */
+  allowPublic?: boolean;
+  /**
+   * Set `SO_REUSEPORT` (Linux), so several processes serve one port and the
+   * kernel spreads connections between them.
+   */
+  reusePort?: boolean;
+  /** What logs and errors call the server (default `"admin API"`). */
+  label?: string;
 }
 
 /** A running admin server. */
@@ -55,7 +64,8 @@ export function isLoopback(hostname: string): boolean {
 /**
  * Serves `app` on `hostname:port`.
  *
- * @throws {AdminExposedError} `hostname` is not loopback and no token is set.
+ * @throws {AdminExposedError} `hostname` is not loopback, no token is set and
+ *   `allowPublic` is not.
  * @throws {TypeError} the port is not an integer in [0, 65535].
  * @throws {Error} the address cannot be bound (the message names it; `cause` is the OS error).
  * @example
@@ -76,22 +86,28 @@ export function serveAdmin(
   log: Logger,
 ): AdminServer {
   const { hostname, port, token } = options;
-  if ((token === undefined || token === "") && !isLoopback(hostname)) {
+  const label = options.label ?? "admin API";
+  if (
+    (token === undefined || token === "") && !isLoopback(hostname) && options.allowPublic !== true
+  ) {
     throw new AdminExposedError(
       `Refusing to serve the admin API on "${hostname}:${port}" without a token: ` +
         `set #admin.token or listen on a loopback address (127.0.0.1, ::1, localhost)`,
     );
   }
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new TypeError(`Admin port must be an integer in [0, 65535]; got ${port}`);
+    throw new TypeError(`Port of the ${label} must be an integer in [0, 65535]; got ${port}`);
   }
   const bind = hostname.startsWith("[") ? hostname.slice(1, -1) : hostname;
   let server: Deno.HttpServer<Deno.NetAddr>;
   try {
-    server = Deno.serve({ hostname: bind, port, onListen() {} }, (request) => app.fetch(request));
+    server = Deno.serve(
+      { hostname: bind, port, reusePort: options.reusePort === true, onListen() {} },
+      (request) => app.fetch(request),
+    );
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
-    throw new Error(`Cannot serve the admin API on "${hostname}:${port}": ${reason}`, {
+    throw new Error(`Cannot serve the ${label} on "${hostname}:${port}": ${reason}`, {
       cause: error,
     });
   }
@@ -99,9 +115,10 @@ export function serveAdmin(
   const address = bound.hostname.includes(":")
     ? `[${bound.hostname}]:${bound.port}`
     : `${bound.hostname}:${bound.port}`;
-  log.info("Admin API listening on {address}{auth}", {
+  // The label is ours (never user input), so it may be part of the template.
+  const auth = token === undefined || token === "" ? "" : " (token required)";
+  log.info(`${label[0]!.toUpperCase()}${label.slice(1)} listening on {address}${auth}`, {
     address,
-    auth: token === undefined ? "" : " (token required)",
   });
   let closing: Promise<void> | undefined;
   const shutdown = () => closing ??= server.shutdown();

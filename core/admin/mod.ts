@@ -1,7 +1,9 @@
 /**
  * The admin HTTP API (`#admin`): {@link adminApp} (a Hono app over
  * {@link AdminSources}), {@link processSources} (those sources from a running
- * process) and {@link serveAdmin} (the app on a port).
+ * process) and {@link serveAdmin} (the app on a port); and the public HTTP
+ * gateway (`#gateway`): {@link gatewayApp} (`POST /api/:target` through a
+ * {@link StageCaller}) and {@link startGateway} (it on its shared port).
  *
  * @module
  */
@@ -37,3 +39,19 @@ export {
   isLoopback,
   serveAdmin,
 } from "./admin_server.ts";
+export { checkGatewayTarget, TargetAllowlist } from "./gateway_targets.ts";
+export { gatewayApp, type GatewayAppOptions } from "./http_gateway.ts";
+export { type GatewayServer, type GatewayStartOptions, startGateway } from "./gateway_server.ts";
+export type { StageCaller } from "./stage_caller.ts";
+export {
+  type AdminLaunchOptions,
+  launchAdmin,
+  launchProcessAdmin,
+  type ProcessAdminOptions,
+} from "./admin_launch.ts";
+export {
+  ChildAdminError,
+  type ChildProcess,
+  type SupervisorSourceOptions,
+  supervisorSources,
+} from "./supervisor_sources.ts";

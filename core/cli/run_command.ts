@@ -23,6 +23,15 @@ import {
   untilStdinCloses,
 } from "../cluster/mod.ts";
 import { coreLogger, defaultLogOptions, setupLogging } from "../log/mod.ts";
+import {
+  type AdminServer,
+  type ChildProcess,
+  launchAdmin,
+  launchProcessAdmin,
+  processSources,
+  startGateway,
+  supervisorSources,
+} from "../admin/mod.ts";
 import { isCompiledBinary } from "../script/mod.ts";
 import { systemClock } from "../time/mod.ts";
 import type { CliCommand } from "./cli_args.ts";
@@ -120,17 +129,58 @@ export async function runCommand(cli: RunCli, io: CliIo): Promise<number> {
       ...(cli.workers === undefined ? {} : { workers: cli.workers }),
     });
   } catch (error) {
-    // The reason in the message itself: JSON lines show some Error objects as "{}".
-    const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-    log.fatal("Stage failed to start: {reason}", { reason, error });
+    log.fatal("Stage failed to start: {reason}", { reason: reasonOf(error), error });
+    return ExitCode.Failure;
+  }
+  // The admin API: this process's own (a supervised child's on a private port).
+  let draining = false;
+  let drainRequested!: (why: string) => void;
+  const drained = new Promise<string>((resolve) => drainRequested = resolve);
+  let admin: AdminServer | undefined;
+  let gateway: AdminServer | undefined;
+  try {
+    admin = launchProcessAdmin(running, config.admin, {
+      log,
+      explicit: hasSection(config, "#admin"),
+      private: group !== undefined && io.env(BUS_ENV) !== undefined,
+      draining: () => draining,
+      drain() {
+        draining = true;
+        drainRequested("an admin drain request");
+        return Promise.resolve({ pid: Deno.pid });
+      },
+    });
+    // The public HTTP gateway: every process serves it (the port is shared, SO_REUSEPORT).
+    if (config.gateway !== undefined) {
+      const health = processSources(running, { draining: () => draining }).health;
+      gateway = await startGateway(config.gateway, running.caller, { log, health });
+    }
+  } catch (error) {
+    log.fatal("Stage failed to start: {reason}", { reason: reasonOf(error), error });
+    await admin?.shutdown();
+    await running.stop(1000);
     return ExitCode.Failure;
   }
   log.info("Stage running (pid {pid}); stop with Ctrl-C or SIGTERM", { pid: Deno.pid });
-  const signal = await stopRequested;
+  const signal = await Promise.race([stopRequested, drained]);
+  draining = true;
   log.info("Stage stopping on {signal}", { signal });
-  await running.stop();
+  // New gateway requests get 503 from here; those in progress finish while the stages drain.
+  await Promise.all([running.stop(), gateway?.shutdown()]);
+  await admin?.shutdown();
   log.info("Stage stopped");
   return ExitCode.Ok;
+}
+
+/** Whether the config file itself has a section (not only its defaults). */
+function hasSection(config: StageConfig, key: string): boolean {
+  const raw = config.raw as Record<string, unknown> | undefined;
+  return raw !== undefined && raw[key] !== undefined;
+}
+
+/** The reason in the message itself: JSON lines show some Error objects as "{}". */
+function reasonOf(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
 
 /** `stage run --supervise`: one child per group until SIGINT/SIGTERM, then stop them. */
@@ -179,15 +229,62 @@ async function supervise(
     },
   });
   supervisor.start();
+  // One admin API for every process of the deployment on this machine.
+  let draining = false;
+  let drainRequested!: (why: string) => void;
+  const drained = new Promise<string>((resolve) => drainRequested = resolve);
+  let admin;
+  try {
+    admin = launchAdmin(
+      supervisorSources({
+        children: () => childProcesses(supervisor, hub),
+        ...(config.admin.token === undefined ? {} : { token: config.admin.token }),
+        draining: () => draining,
+        drain() {
+          draining = true;
+          drainRequested("an admin drain request");
+          return Promise.resolve({ pid: Deno.pid });
+        },
+      }),
+      config.admin,
+      { log, explicit: hasSection(config, "#admin") },
+    );
+  } catch (error) {
+    log.fatal("Stage failed to start: {reason}", { reason: reasonOf(error), error });
+    fatal("the admin API could not be served");
+    exitCode = ExitCode.Failure;
+  }
   log.info("Stage supervisor running (pid {pid}); stop with Ctrl-C or SIGTERM", {
     pid: Deno.pid,
   });
-  const signal = await Promise.race([stopRequested, failed]);
+  const signal = await Promise.race([stopRequested, failed, drained]);
+  draining = true;
   log.info("Stage stopping on {signal}", { signal });
   await supervisor.stop(SUPERVISOR_GRACE_MS);
+  await admin?.shutdown();
   await hub.close();
   log.info("Stage stopped");
   return exitCode;
+}
+
+/** The supervisor's children with what the bus knows of them (state, admin address). */
+function childProcesses(supervisor: Supervisor, hub: BusHub): ChildProcess[] {
+  const members = new Map(
+    hub.members.map((
+      info,
+    ) => [Number(info.endpoint.slice(info.endpoint.lastIndexOf("/") + 1)), info]),
+  );
+  return supervisor.children.map((child) => {
+    const info = members.get(child.group);
+    return {
+      group: child.group,
+      state: child.state,
+      starts: child.starts,
+      ...(child.pid === undefined ? {} : { pid: child.pid }),
+      ...(info === undefined ? {} : { busState: info.state }),
+      ...(info?.admin === undefined ? {} : { admin: info.admin }),
+    };
+  });
 }
 
 /** A supervised child joins its supervisor's local bus (named by {@link BUS_ENV}). */

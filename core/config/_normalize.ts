@@ -10,6 +10,7 @@ import {
   MAX_WORKERS,
   type RawAgentSection,
   type RawFlowSection,
+  type RawGatewaySection,
   type RawIndexSection,
   type RawPermissions,
   type RawScriptSection,
@@ -28,12 +29,15 @@ import {
   DEFAULT_AGENT_QUEUE,
   DEFAULT_AGENT_TIMEOUT_MS,
   DEFAULT_FLOW,
+  DEFAULT_GATEWAY,
+  DEFAULT_GATEWAY_LISTEN,
   DEFAULT_MAX_PENDING,
   DEFAULT_PACKAGES,
   DEFAULT_RELOAD_SECONDS,
   DEFAULT_TICKET_LIMIT,
   DEFAULT_USER_AGENT,
   type FlowConfig,
+  type GatewayConfig,
   type IndexConfig,
   type ProcessGroup,
   type ScriptConfig,
@@ -75,6 +79,7 @@ export function normalizeConfig(
       : { thresholdMs: router[0], recoverMs: router[1] ?? router[0] / 2 },
     cluster: normalizeCluster(config["#cluster"]),
     admin: normalizeAdmin(config["#admin"]),
+    gateway: normalizeGateway(config["#gateway"]),
     flow: normalizeFlow(config["#flow"]),
     tickets: collect(
       config,
@@ -157,14 +162,34 @@ function normalizeCluster(cluster: RawStageConfig["#cluster"]): ClusterConfig | 
 }
 
 function normalizeAdmin(admin: RawStageConfig["#admin"]): AdminConfig {
-  const listen = admin?.listen ?? DEFAULT_ADMIN_LISTEN;
+  return {
+    ...splitListen(admin?.listen ?? DEFAULT_ADMIN_LISTEN),
+    ...(admin?.token === undefined ? {} : { token: admin.token }),
+  };
+}
+
+function normalizeGateway(gateway: RawGatewaySection | undefined): GatewayConfig | undefined {
+  if (gateway === undefined) return undefined;
+  return {
+    ...splitListen(gateway.listen ?? DEFAULT_GATEWAY_LISTEN),
+    targets: dedupe(gateway.targets),
+    ...(gateway.token === undefined ? {} : { token: gateway.token }),
+    timeoutMs: gateway.timeout ?? DEFAULT_GATEWAY.timeoutMs,
+    maxTimeoutMs: gateway.max_timeout ?? DEFAULT_GATEWAY.maxTimeoutMs,
+    maxBodyBytes: gateway.max_body ?? DEFAULT_GATEWAY.maxBodyBytes,
+    maxInflight: gateway.max_inflight ?? DEFAULT_GATEWAY.maxInflight,
+    cors: dedupe(gateway.cors ?? []),
+  };
+}
+
+/** `"host:port"` → its parts (IPv6 without brackets; an empty host is every interface). */
+function splitListen(listen: string): { listen: string; hostname: string; port: number } {
   const colon = listen.lastIndexOf(":");
   const host = listen.slice(0, colon);
   return {
     listen,
     hostname: host === "" ? "0.0.0.0" : host.replace(/^\[(.*)\]$/, "$1"),
     port: Number(listen.slice(colon + 1)),
-    ...(admin?.token === undefined ? {} : { token: admin.token }),
   };
 }
 

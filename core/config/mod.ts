@@ -9,9 +9,11 @@ export { ConfigError, type ConfigErrorInit, describeValue, formatKeyPath } from 
 export { type EnvLookup, substituteEnv, type SubstituteEnvOptions } from "./env_substitution.ts";
 export { loadConfig, parseConfig } from "./load_config.ts";
 export {
+  GATEWAY_TARGET_PATTERN,
   MAX_READ_BYTES,
   MAX_TIMER_MS,
   MAX_WORKERS,
+  ORIGIN_PATTERN,
   PLATFORM_KEYS,
   type RawStageConfig,
   STAGE_ID_PATTERN,
@@ -27,12 +29,15 @@ export {
   DEFAULT_ADMIN_LISTEN,
   DEFAULT_AGENT_TIMEOUT_MS,
   DEFAULT_FLOW,
+  DEFAULT_GATEWAY,
+  DEFAULT_GATEWAY_LISTEN,
   DEFAULT_MAX_PENDING,
   DEFAULT_PACKAGES,
   DEFAULT_RELOAD_SECONDS,
   DEFAULT_TICKET_LIMIT,
   DEFAULT_USER_AGENT,
   type FlowConfig,
+  type GatewayConfig,
   type IndexConfig,
   type ProcessGroup,
   type RouterConfig,

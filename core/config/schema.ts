@@ -10,7 +10,7 @@
  */
 
 import { z } from "zod";
-import { DEFAULT_FLOW } from "./stage_config.ts";
+import { DEFAULT_FLOW, DEFAULT_GATEWAY } from "./stage_config.ts";
 
 /** Stage ids: a letter or `_`, then letters, digits, `_`, `.` or `-`. */
 export const STAGE_ID_PATTERN: RegExp = /^[A-Za-z_][\w.-]*$/;
@@ -29,6 +29,7 @@ export const PLATFORM_KEYS = [
   "#threads",
   "#startup",
   "#admin",
+  "#gateway",
   "#flow",
 ] as const;
 
@@ -155,10 +156,61 @@ export const adminSchema = strictObject({
   token: nonEmptyString().optional(),
 }, 'an object { listen?: "host:port", token? }');
 
+/**
+ * A `#gateway.targets` entry: an exact stage message target (`"game:move"`,
+ * `"*chat:say"`) or a prefix ending in `*` (`"login:*"`, `"chat:room.*"`). The
+ * stage and its separator are always spelled out, so no entry exposes every
+ * stage; reply (`=`) and fail (`!`) modifiers are not targets of their own.
+ */
+export const GATEWAY_TARGET_PATTERN: RegExp =
+  /^[*=+]?[A-Za-z_][\w.-]*[:+](?:\*|[^\s][^\s=!?*]*\*?)$/;
+
+/** An allowed browser origin of `#gateway.cors`: `scheme://host[:port]`, no path. */
+export const ORIGIN_PATTERN: RegExp = /^https?:\/\/[^\s/?#]+$/;
+
 const milliseconds = (expected: string, allowZero = false) => {
   const number = z.number({ error: expected }).max(MAX_TIMER_MS, { error: expected });
   return allowZero ? number.min(0, { error: expected }) : number.positive({ error: expected });
 };
+
+/** `#gateway`: the public HTTP gateway `POST /api/:target`; `timeout` at most `max_timeout`. */
+export const gatewaySchema = strictObject(
+  {
+    listen: hostPort().optional(),
+    targets: z.array(
+      z.string({ error: gatewayTargetExpectation() }).regex(GATEWAY_TARGET_PATTERN, {
+        error: gatewayTargetExpectation(),
+      }),
+      { error: 'a non-empty array of targets ("stage:msg" or a prefix ending in *)' },
+    ).min(1, { error: 'a non-empty array of targets ("stage:msg" or a prefix ending in *)' }),
+    token: nonEmptyString().optional(),
+    timeout: milliseconds(`a positive timeout in ms (at most ${MAX_TIMER_MS})`).optional(),
+    max_timeout: milliseconds(`a positive timeout in ms (at most ${MAX_TIMER_MS})`).optional(),
+    max_body: positiveInteger("a positive number of bytes").optional(),
+    max_inflight: positiveInteger("a positive number of requests in flight").optional(),
+    cors: z.array(
+      z.string({ error: 'an origin like "https://example.com" (scheme://host[:port], no path)' })
+        .regex(ORIGIN_PATTERN, {
+          error: 'an origin like "https://example.com" (scheme://host[:port], no path)',
+        }),
+      { error: "an array of allowed origins" },
+    ).optional(),
+  },
+  "an object { listen?, targets, token?, timeout?, max_timeout?, max_body?, max_inflight?, cors? }",
+)
+  .superRefine((gateway, context) => {
+    const timeout = gateway.timeout ?? DEFAULT_GATEWAY.timeoutMs;
+    const max = gateway.max_timeout ?? DEFAULT_GATEWAY.maxTimeoutMs;
+    if (timeout <= max) return;
+    const blame = gateway.timeout !== undefined ? "timeout" : "max_timeout";
+    context.addIssue({
+      code: "custom",
+      path: [blame],
+      message: blame === "timeout"
+        ? `a timeout no greater than max_timeout (${max})`
+        : `a largest timeout no smaller than timeout (${timeout})`,
+    });
+  });
 
 /**
  * `#flow`: flow-control and abnormal-socket limits. Every key is optional; the
@@ -287,6 +339,7 @@ export const stageConfigSchema = z.looseObject({
   "#threads": threadsSchema.optional(),
   "#startup": startupSchema.optional(),
   "#admin": adminSchema.optional(),
+  "#gateway": gatewaySchema.optional(),
   "#flow": flowSchema.optional(),
   script: scriptSectionSchema.optional(),
 }, { error: "an object (the stage.json settings)" }).superRefine((config, context) => {
@@ -345,12 +398,18 @@ function checkScriptMains(config: Record<string, unknown>, context: z.Refinement
   });
 }
 
+function gatewayTargetExpectation(): string {
+  return 'a stage message target "stage:msg" or a prefix ending in * ("login:*")';
+}
+
 function startupEntryExpectation(): string {
   return `a "kind+id" string (kind ${STAGE_KINDS.join(", ")}; id matching ${STAGE_ID_PATTERN})`;
 }
 
 /** The config file as written, after validation. */
 export type RawStageConfig = z.output<typeof stageConfigSchema>;
+/** A `#gateway` section as written. */
+export type RawGatewaySection = z.output<typeof gatewaySchema>;
 /** A `#flow` section as written. */
 export type RawFlowSection = z.output<typeof flowSchema>;
 /** A `script` section as written. */

@@ -13,6 +13,8 @@ export const DEFAULT_MAX_PENDING = 10_000;
 export const DEFAULT_RELOAD_SECONDS = 30;
 /** Where the admin HTTP API listens by default. */
 export const DEFAULT_ADMIN_LISTEN = "127.0.0.1:8800";
+/** Where the HTTP gateway listens when `#gateway` gives no `listen` (every interface). */
+export const DEFAULT_GATEWAY_LISTEN = "0.0.0.0:8080";
 /** Default package path (relative to the config file). */
 export const DEFAULT_PACKAGES: readonly string[] = ["scripts"];
 /** Concurrent holders per category of a ticket stage with no section. */
@@ -166,6 +168,40 @@ export interface AdminConfig {
   token?: string;
 }
 
+/** `#gateway`: the public HTTP gateway `POST /api/:target`. */
+export interface GatewayConfig {
+  /** `"host:port"` as configured (default `0.0.0.0:8080`). */
+  listen: string;
+  /** Host part of `listen` (IPv6 without brackets; `0.0.0.0` when empty). */
+  hostname: string;
+  /** Port part of `listen`. */
+  port: number;
+  /** The targets callers may reach: exact `"stage:msg"` or prefixes ending in `*`. */
+  targets: string[];
+  /** Bearer token every request needs, when set. */
+  token?: string;
+  /** `timeout`: ms a request waits for its reply unless `?timeout=` asks otherwise. */
+  timeoutMs: number;
+  /** `max_timeout`: the largest `?timeout=` honoured, ms (larger ones are capped). */
+  maxTimeoutMs: number;
+  /** `max_body`: largest request body, bytes. */
+  maxBodyBytes: number;
+  /** `max_inflight`: requests handled at once; more are answered 503 at once. */
+  maxInflight: number;
+  /** `cors`: browser origins allowed to call the gateway (none by default). */
+  cors: string[];
+}
+
+/** `#gateway` settings that are not given (`listen` aside: {@link DEFAULT_GATEWAY_LISTEN}). */
+export const DEFAULT_GATEWAY: Readonly<
+  Pick<GatewayConfig, "timeoutMs" | "maxTimeoutMs" | "maxBodyBytes" | "maxInflight">
+> = Object.freeze({
+  timeoutMs: 5000,
+  maxTimeoutMs: 30_000,
+  maxBodyBytes: 64 * 1024,
+  maxInflight: 1024,
+});
+
 /** A `=ticket+<id>` stage. */
 export interface TicketConfig {
   /** Limit for categories not listed; negative = no waiting list. */
@@ -210,6 +246,8 @@ export interface StageConfig {
   /** Absent: single machine, local bus only. */
   cluster: ClusterConfig | undefined;
   admin: AdminConfig;
+  /** Absent: no HTTP gateway. */
+  gateway: GatewayConfig | undefined;
   /** `#flow`, defaults applied. */
   flow: FlowConfig;
   /** Every ticket stage in a section or in `#startup`, by id. */

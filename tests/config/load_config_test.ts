@@ -70,6 +70,7 @@ Deno.test("parseConfig applies every default to an empty file", () => {
     router: undefined,
     cluster: undefined,
     admin: { listen: "127.0.0.1:8800", hostname: "127.0.0.1", port: 8800 },
+    gateway: undefined,
     flow: {
       sliceMs: 50,
       hardLimitMs: 5000,
@@ -471,7 +472,7 @@ const invalid: [text: string, path: string, expected: string, found: string, mor
   [
     '{"#threads": [2], "#thread": [2]}',
     "#thread",
-    "a platform key (#services, #router, #cluster, #threads, #startup, #admin, #flow)",
+    "a platform key (#services, #router, #cluster, #threads, #startup, #admin, #gateway, #flow)",
     'unknown key "#thread"',
   ],
   ['{"#flow": []}', "#flow", "an object of flow settings", "[]"],
@@ -671,7 +672,7 @@ Deno.test("parseConfig reports the first problem in document order and counts th
   assertConfigError(() => parseConfig(text, "config/stage.json"), {
     path: "#foo",
     message:
-      'config/stage.json: #foo: expected a platform key (#services, #router, #cluster, #threads, #startup, #admin, #flow), found unknown key "#foo" (and 3 more problems)',
+      'config/stage.json: #foo: expected a platform key (#services, #router, #cluster, #threads, #startup, #admin, #gateway, #flow), found unknown key "#foo" (and 3 more problems)',
   });
   const reordered = `{ "#threads": ["four", 0], "script": { "%reload": -1 }, "#foo": 1 }`;
   assertConfigError(() => parseConfig(reordered, "config/stage.json"), {
