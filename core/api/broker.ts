@@ -81,18 +81,21 @@ export class Broker {
   }
 
   /**
-   * Listens on `url` (`"tcp://host:port?packet=IN,OUT&json"`); every accepted
-   * socket runs `onAccept` once, on the worker that takes it.
+   * Listens on `url` (`"tcp://host:port?packet=IN,OUT&json"`, or
+   * `"ws://host:port/path?…"` for WebSocket clients: one message per frame);
+   * every accepted socket runs `onAccept` once, on the worker that takes it.
    *
-   * @throws TypeError for a malformed URL or a second `ready` on the same URL
+   * @throws TypeError for a malformed URL, a `udp://` URL, or a second `ready` on the same URL
    */
   ready(url: string, onAccept: AcceptFunction): ServerHandle {
     if (typeof onAccept !== "function") {
       throw new TypeError(`broker.ready("${url}"): onAccept must be a function`);
     }
     const address = parseListenAddress(url);
-    if (address.protocol !== "tcp") {
-      throw new TypeError(`broker.ready("${url}"): only tcp:// listeners are available so far`);
+    if (address.protocol === "udp") {
+      throw new TypeError(
+        `broker.ready("${url}"): only tcp:// and ws:// listeners are available so far`,
+      );
     }
     if (this.#servers.has(url)) {
       throw new TypeError(`broker.ready("${url}"): this worker already listens there`);

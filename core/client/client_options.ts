@@ -110,7 +110,7 @@ export async function defaultTransport(): Promise<ClientTransport> {
   }
   throw new TypeError(
     "StageClient.connect: transport: this runtime has no TCP (neither Deno nor Node); pass " +
-      "options.transport (for browsers a WebSocket transport arrives with the Stage gateway)",
+      "options.transport (for browsers: webSocketTransport to a ws:// listener)",
   );
 }
 

@@ -7,7 +7,8 @@
  * only files that touch a runtime, and `StageClient.connect` loads the right one
  * lazily when no `transport` is given. (`nodeTransport` is not re-exported here so
  * that browsers can load this module: import `./node_transport.ts` for it.) Browsers
- * have no raw TCP: a WebSocket transport arrives with the gateway.
+ * have no raw TCP: {@link webSocketTransport} reaches a `ws://` listener through the
+ * standard `WebSocket` instead.
  *
  * @example
  * ```ts ignore
@@ -23,6 +24,12 @@ export type { ClientState, RequestOptions, StageClientEvents } from "./stage_cli
 export type { StageClientOptions } from "./client_options.ts";
 export type { ClientConnection, ClientTransport } from "./transport.ts";
 export { denoTransport } from "./deno_transport.ts";
+export {
+  type WebSocketConstructor,
+  type WebSocketLike,
+  webSocketTransport,
+  type WebSocketTransportOptions,
+} from "./websocket_transport.ts";
 export { type ClientClock, type ClientTimer, systemClientClock } from "./clock.ts";
 export { backoffDelay, type ReconnectOptions } from "./backoff.ts";
 export {

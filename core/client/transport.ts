@@ -2,7 +2,8 @@
  * The transport interface: the only place the client meets a runtime. The core
  * (framing, codecs, {@link StageClient}) is runtime-neutral; adapters implement
  * this for Deno (`deno_transport.ts`) and Node (`node_transport.ts`). Browsers
- * have no raw TCP: a WebSocket transport arrives with the gateway.
+ * have no raw TCP: `websocket_transport.ts` reaches `ws://` listeners through
+ * the standard `WebSocket` (browsers, Deno, Node ≥ 22).
  *
  * @module
  */

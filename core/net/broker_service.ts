@@ -22,9 +22,11 @@ import { type BrokerLimits, defaultBrokerLimits } from "./broker_limits.ts";
 import type { FlowGate } from "./flow_gate.ts";
 import { Admission } from "./admission.ts";
 import { Connection, type ConnectionEvents } from "./connection.ts";
-import { ConnectionQuota, type RefusalReason } from "./connection_quota.ts";
+import { ConnectionQuota, type RefusalReason, remoteIp } from "./connection_quota.ts";
 import { isSharedAddress, type ListenAddress, parseListenAddress } from "./listen_address.ts";
 import type { StreamConn, StreamListener, Transport } from "./transport.ts";
+import type { HandshakeFailure } from "./websocket_upgrade.ts";
+import { WebSocketGateway } from "./_websocket_gateway.ts";
 
 /**
  * Which worker is a socket's home (the stage's scheduler). A socket's home may
@@ -132,16 +134,21 @@ export class BrokerService {
   #accepting: Set<Promise<void>> | undefined;
   #admission: Admission;
   #ledger: SocketLedger;
+  #quota: ConnectionQuota;
+  /** `ws://` handshakes and closing handshakes. */
+  #gateway: WebSocketGateway;
   #failedListens: { url: string; error: unknown }[] = [];
 
   constructor(options: BrokerServiceOptions) {
     this.#options = options;
     this.#limits = { ...defaultBrokerLimits, ...options.limits };
     this.#admission = new Admission(options.clock);
-    this.#ledger = new SocketLedger(
-      options.quota ?? new ConnectionQuota(this.#limits),
+    this.#quota = options.quota ?? new ConnectionQuota(this.#limits);
+    this.#ledger = new SocketLedger(this.#quota, options.clock, options.log);
+    this.#gateway = new WebSocketGateway(
       options.clock,
       options.log,
+      this.#limits.frameDeadlineMs,
     );
   }
 
@@ -175,6 +182,11 @@ export class BrokerService {
    */
   get refusedByReason(): ReadonlyMap<RefusalReason, number> {
     return this.#ledger.refusedByReason;
+  }
+
+  /** Failed WebSocket handshakes (`ws://` listeners and joins) by kind. */
+  get handshakeFailures(): ReadonlyMap<HandshakeFailure, number> {
+    return this.#gateway.failures;
   }
 
   /** The listen (or join) URL of open socket `id`. */
@@ -307,7 +319,7 @@ export class BrokerService {
       this.#joinFailed(worker, requestId, error);
       return;
     }
-    this.#options.transport.connect(address.hostname, address.port).then(
+    this.#connect(url, address).then(
       (conn) => {
         if (this.#closing) {
           conn.close();
@@ -319,6 +331,13 @@ export class BrokerService {
       },
       (error) => this.#joinFailed(worker, requestId, error),
     );
+  }
+
+  /** Connects out; a `ws://` URL does the opening handshake first. */
+  async #connect(url: string, address: ListenAddress): Promise<StreamConn> {
+    const conn = await this.#options.transport.connect(address.hostname, address.port);
+    if (address.protocol !== "ws" || this.#closing) return conn;
+    return await this.#gateway.connect(conn, address, url);
   }
 
   /** Handles a socket record from a worker; returns false for records it does not own. */
@@ -429,6 +448,7 @@ export class BrokerService {
       connection.close(CloseReason.Shutdown, "");
     }
     await Promise.allSettled([...this.#accepting ?? []]);
+    await this.#gateway.close();
   }
 
   async #acceptLoop(server: Server): Promise<void> {
@@ -457,12 +477,33 @@ export class BrokerService {
         conn.close(); // over a connection limit: closed before any worker hears of it
         continue;
       }
-      const id = this.#allocateId();
-      this.#ledger.opened(id, conn.remote);
-      const home = this.#options.scheduler.bind(id, (worker) => server.workers.has(worker));
-      const connection = this.#open(id, server.url, server.address, conn, home, undefined);
-      if (server.expireMs > 0) connection.expireMs = server.expireMs;
+      if (server.address.protocol === "ws") {
+        // The handshake runs beside the accept loop; its quota slot is held meanwhile.
+        const remote = conn.remote;
+        this.#gateway.accept(
+          conn,
+          server.address,
+          server.url,
+          (ws) => {
+            if (!this.#closing) return this.#openAccepted(server, ws);
+            ws.close();
+            this.#quota.release(remoteIp(remote));
+          },
+          () => this.#quota.release(remoteIp(remote)),
+        );
+        continue;
+      }
+      this.#openAccepted(server, conn);
     }
+  }
+
+  /** An accepted (and for `ws://`, upgraded) connection, admitted by the quota: open it. */
+  #openAccepted(server: Server, conn: StreamConn): void {
+    const id = this.#allocateId();
+    this.#ledger.opened(id, conn.remote);
+    const home = this.#options.scheduler.bind(id, (worker) => server.workers.has(worker));
+    const connection = this.#open(id, server.url, server.address, conn, home, undefined);
+    if (server.expireMs > 0) connection.expireMs = server.expireMs;
   }
 
   #open(

@@ -1,5 +1,6 @@
 /**
- * Networking: framing, listen addresses, the broker's limits and connection quota.
+ * Networking: framing, listen addresses, the broker's limits and connection quota,
+ * and the WebSocket adapter that gives `ws://` listeners the same framed stream.
  *
  * @module
  */
@@ -31,3 +32,12 @@ export {
   type PayloadCodec,
 } from "./listen_address.ts";
 export { FlowGate, PendingBound } from "./flow_gate.ts";
+export { WebSocketConn, type WebSocketConnOptions } from "./websocket_conn.ts";
+export {
+  acceptWebSocket,
+  connectWebSocket,
+  type HandshakeFailure,
+  type HandshakeOptions,
+  MAX_HANDSHAKE_BYTES,
+  WebSocketHandshakeError,
+} from "./websocket_upgrade.ts";
