@@ -117,7 +117,7 @@ export function serveAdmin(
     : `${bound.hostname}:${bound.port}`;
   // The label is ours (never user input), so it may be part of the template.
   const auth = token === undefined || token === "" ? "" : " (token required)";
-  log.info(`${label[0]!.toUpperCase()}${label.slice(1)} listening on {address}${auth}`, {
+  log.info(`${label[0]!.toUpperCase()}${label.slice(1)} serving HTTP on {address}${auth}`, {
     address,
   });
   let closing: Promise<void> | undefined;

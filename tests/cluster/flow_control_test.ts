@@ -239,8 +239,12 @@ Deno.test("a slow reader's queued output shows per socket in stage_socket_top_ou
     scripts: { "start.ts": ECHO },
     config: { "#flow": { socket_out_bytes: 64 * 1024 * 1024 } },
   });
-  await using sink = await FrameClient.connect(fixture.port("json"), "json");
-  const big = { pad: "y".repeat(60_000) };
+  // A raw socket that writes and never reads.
+  const sink = await Deno.connect({ hostname: "127.0.0.1", port: fixture.port("json") });
+  const payload = new TextEncoder().encode(JSON.stringify({ pad: "y".repeat(60_000) }));
+  const frame = new Uint8Array(4 + payload.length);
+  new DataView(frame.buffer).setInt32(0, frame.length, true);
+  frame.set(payload, 4);
   const top = () => {
     const family = fixture.running.metrics.snapshot().find((f) =>
       f.name === "stage_socket_top_out_queued_bytes"
@@ -249,11 +253,18 @@ Deno.test("a slow reader's queued output shows per socket in stage_socket_top_ou
   };
   // The kernel's socket buffers take a few MB first; then output queues in Stage.
   const deadline = Date.now() + 10_000;
-  while ((top()?.value ?? 0) < 1_000_000 && Date.now() < deadline) {
-    await Promise.all(Array.from({ length: 20 }, () => sink.send(big)));
-    await new Promise((resolve) => setTimeout(resolve, 5));
+  let slowest = top();
+  try {
+    while ((slowest?.value ?? 0) < 1_000_000 && Date.now() < deadline) {
+      for (let written = 0; written < frame.length;) {
+        written += await sink.write(frame.subarray(written));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      slowest = top();
+    }
+  } finally {
+    sink.close();
   }
-  const slowest = top();
   assert.ok(slowest !== undefined && slowest.value >= 1_000_000, JSON.stringify(slowest));
   assert.equal(slowest.labels.stage, "start");
   assert.match(slowest.labels.socket ?? "", /^\d+$/);
