@@ -1,7 +1,7 @@
 // deno-lint-ignore-file no-var -- `var` is how a global is declared for `globalThis` and scripts alike.
 /**
  * Ambient declarations of what a Stage script sees: the globals `stage`,
- * `broker`, `logger` and `process`. Reference this file from a script for
+ * `broker`, `thread`, `bundle`, `logger` and `process`. Reference this file from a script for
  * editor completion and `deno check`:
  *
  * ```ts
@@ -73,6 +73,8 @@ declare namespace Stage {
     /**
      * Listens: `"tcp://host:port?packet=IN,OUT"` with codec `bson` (default), `json` or `raw`
      * (`?json`, `?raw`). Frames are a 4-byte little-endian total length, then the payload.
+     * `"ws://host:port/path?…"` serves WebSocket clients the same way: one message per frame
+     * (text messages with `json`).
      */
     ready(url: string, onAccept: Accept): Server;
     /** Connects out with the same framing; resolves with the socket after `onConnect` ran. */
@@ -324,6 +326,110 @@ declare namespace Stage {
     };
   }
 
+  /** A WELL512a generator state (plain data: store it in `stage.shared`, send it in messages). */
+  interface RandomState {
+    /** 16 unsigned 32-bit words. */
+    words: number[];
+    /** The current word, 0..15. */
+    index: number;
+  }
+
+  /**
+   * `bundle.random(state)` → a float in [0, 1) (53 bits); `bundle.random(state, n)` → an
+   * integer in [1, n]; `bundle.random(state, lo, hi)` → an integer in [lo, hi], both inclusive,
+   * uniform (no modulo bias). Advances `state` in place: the same seed gives the same sequence
+   * in every worker.
+   */
+  interface BundleRandom {
+    (state: RandomState, lo?: number, hi?: number): number;
+    /** A state from an integer seed (its value modulo 2^32), or from fresh entropy without one. */
+    seed(seed?: number): RandomState;
+    /** One step's raw output: an unsigned 32-bit integer (the reference WELL512a output). */
+    next(state: RandomState): number;
+  }
+
+  /**
+   * A threshold watcher: `crossedEdges` are the thresholds crossed by one write, in crossing
+   * order (ascending when the value rose, descending when it fell).
+   */
+  type EdgeWatcher<T extends object = Record<string, Data>> = (
+    proxy: T,
+    crossedEdges: number[],
+    key: string | symbol,
+    value: Data,
+    previous: Data,
+  ) => unknown;
+
+  /** A change watcher: called on every change of its key (or, as the catch-all, of any other key). */
+  type ChangeWatcher<T extends object = Record<string, Data>> = (
+    proxy: T,
+    key: string | symbol,
+    value: Data,
+    previous: Data,
+  ) => unknown;
+
+  /** `bundle.proxy` watches: per key, `[...ascendingThresholds, onEdge]` or `onChange`. */
+  type Watch<T extends object = Record<string, Data>> = {
+    [key: string]: [...number[], EdgeWatcher<T>] | ChangeWatcher<T>;
+  };
+
+  /** A typed view of fixed-size records in a file (`bundle.viewof`). */
+  interface RecordView<R = Data> extends Disposable {
+    readonly file: string;
+    /** The layout as written, e.g. `"name:c10 hp:i"`. */
+    readonly struct: string;
+    /** Bytes per record. */
+    readonly recordSize: number;
+    /** The file's record index of row 0. */
+    readonly start: number;
+    /** Number of rows. */
+    readonly length: number;
+    /** Whether the worker may write the file (otherwise `set` throws). */
+    readonly writable: boolean;
+    /** Field names of a named layout; `undefined` when rows are arrays. */
+    readonly fields: string[] | undefined;
+    /** Rows changed since the last commit or rollback. */
+    readonly changed: number;
+    /** A row: an object for a named layout, an array otherwise. Throws RangeError outside the view. */
+    get(row: number): R;
+    /** Changes a row in memory (an array sets every field, an object the fields it names). */
+    set(row: number, values: Partial<R> | unknown[]): void;
+    /** Writes the changed rows to the file; returns how many. */
+    commit(): number;
+    /** Discards uncommitted changes; returns how many rows were dropped. */
+    rollback(): number;
+    /** Closes the file (uncommitted changes are dropped). */
+    close(): void;
+  }
+
+  /** The `bundle` global: watched objects, codecs, a seedable PRNG and record files. */
+  interface Bundle {
+    /**
+     * Wraps `obj` so writes call watchers (after the value is stored): `watch[key] =
+     * [10, 20, 30, f]` calls `f(proxy, crossedEdges, key, value, previous)` when a write
+     * crosses thresholds (`t` is crossed rising when `previous < t <= value`, falling when
+     * `value < t <= previous`; numbers only); `watch[key] = f` calls `f(proxy, key, value,
+     * previous)` on every change; `fn` does the same for keys `watch` does not name. Shallow;
+     * a watcher's exception reaches the writer.
+     */
+    proxy<T extends object>(obj: T, watch: Watch<T>, fn?: ChangeWatcher<T>): T;
+    /** The codec of `json` sockets: `encode` → a JSON string, `decode` → the value (TypeError if invalid). */
+    json: { encode(value: unknown): string; decode(text: string): Data };
+    /** The codec of `bson` sockets: `encode` takes a plain object (a document) → its bytes. */
+    bson: { encode(value: unknown): Uint8Array; decode(bytes: Uint8Array): Data };
+    /** WELL512a random numbers over an explicit state. */
+    random: BundleRandom;
+    /**
+     * A view of `rows` fixed-size records laid out as `struct`, from record `start` (default 0)
+     * of `file` (default: to the end of the file). Layout letters, little-endian: `c<n>` text of
+     * n bytes, `b`/`B` int8/uint8, `s`/`S` int16/uint16, `i`/`I` int32/uint32, `l`/`L`
+     * int64/uint64 as number, `q`/`Q` int64/uint64 as bigint, `f` float32, `d` float64, `x<n>`
+     * padding; `"name:c10 hp:i"` names fields (rows are then objects). Reading needs read
+     * permission, `set`/`commit` write permission on the file (`%permissions`).
+     */
+    viewof<R = Data>(file: string, struct: string, start?: number, rows?: number): RecordView<R>;
+  }
+
   interface Process {
     /** Index of this process group in `#startup`. */
     readonly id: number;
@@ -340,5 +446,6 @@ declare namespace Stage {
 declare var stage: Stage.StageApi;
 declare var thread: Stage.Thread;
 declare var broker: Stage.Broker;
+declare var bundle: Stage.Bundle;
 declare var logger: Stage.Logger;
 declare var process: Stage.Process;

@@ -1,7 +1,7 @@
 /**
  * The script side of a worker: builds the globals scripts see (`stage`, `broker`,
- * `logger`, `process`), loads the main script, and turns ring records into calls
- * of script code.
+ * `thread`, `bundle`, `logger`, `process`), loads the main script, and turns ring
+ * records into calls of script code.
  *
  * @module
  */
@@ -10,6 +10,8 @@ import type { ProcessInfo } from "../pool/wire.ts";
 import { ToMain, ToWorker } from "../pool/wire.ts";
 import type { ScriptLoader } from "../script/mod.ts";
 import { Broker } from "./broker.ts";
+import { type Bundle, createBundle } from "./bundle.ts";
+import { denoRecordFiles } from "./bundle_files.ts";
 import type { YieldSignal } from "./cooperative_yield.ts";
 import type { SharedTable } from "../ring/shared_table.ts";
 import type { PlatformPort } from "./platform_port.ts";
@@ -39,6 +41,7 @@ const IDLE_RETRY_MS = 1000;
 export class ScriptHost {
   readonly stage: StageApi;
   readonly broker: Broker;
+  readonly bundle: Bundle;
   readonly logger: ScriptLogger;
   readonly process: ScriptProcess;
   #port: PlatformPort;
@@ -62,9 +65,10 @@ export class ScriptHost {
     });
     this.logger = new ScriptLogger(["stage", "script", options.stageId], options.env);
     this.process = new ScriptProcess(options.process);
+    this.bundle = createBundle(denoRecordFiles, options.process.baseDir);
   }
 
-  /** Makes `stage`, `broker`, `thread`, `logger` and `process` globals of this isolate. */
+  /** Makes `stage`, `broker`, `thread`, `bundle`, `logger` and `process` globals of this isolate. */
   installGlobals(target: Record<string, unknown> = globalThis as never): void {
     for (const [name, value] of Object.entries(this.globals())) {
       Object.defineProperty(target, name, { value, writable: false, configurable: true });
@@ -88,6 +92,7 @@ export class ScriptHost {
           return messaging.threadId;
         },
       },
+      bundle: this.bundle,
       logger: this.logger,
       process: this.process,
     };

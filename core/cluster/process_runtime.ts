@@ -249,6 +249,7 @@ export async function startProcess(
           title: `stage[${groupIndex}]`,
           args: options.args,
           config: (config.raw ?? {}) as Record<string, unknown>,
+          baseDir: config.baseDir,
         },
         logOptions: options.logOptions,
         factory: options.factory ?? denoWorkerFactory(config.script.permissions),

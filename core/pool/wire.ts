@@ -302,6 +302,8 @@ export interface ProcessInfo {
   args: string[];
   /** Config sections by key, after `${ENV}` substitution (what `process.config(name)` returns). */
   config: Record<string, unknown>;
+  /** The config file's folder: relative data paths (`bundle.viewof`) resolve against it. */
+  baseDir?: string;
 }
 
 /** Script settings of the stage a worker runs. */
