@@ -50,7 +50,9 @@ export interface StageWorkers {
 export interface ScriptStageInfo {
   id: string;
   kind: "script";
-  /** Instances of the stage in this process (one per id per process). */
+  /** Where the stage is in its life (it takes messages while `ready` or `reloading`). */
+  state: "starting" | "ready" | "reloading" | "stopping";
+  /** Instances of the stage id on the bus: this one and those of the other processes it knows. */
   instances: number;
   /** Messages queued on the main thread, not yet dispatched. */
   queueDepth: number;
@@ -68,6 +70,7 @@ export interface ServiceStageInfo {
   id: string;
   /** The `#startup` kind (`"=ticket"`, `"=route"`, `"index"`, `"agent"`). */
   kind: Exclude<StageKind, "script">;
+  state: "starting" | "ready" | "stopping";
   instances: number;
   /** Messages waiting to be handled. */
   queueDepth: number;
@@ -266,6 +269,8 @@ export function processSources(
     stages() {
       const now = clock.wallNow();
       const list: StageInfo[] = [];
+      const peers = running.routes().peers;
+      const instances = (id: string) => 1 + peers.filter((peer) => peer.stages.includes(id)).length;
       for (const stage of running.stages.values()) {
         const scheduler = stage.scheduler;
         const oldest = scheduler.oldestQueuedAt();
@@ -276,7 +281,8 @@ export function processSources(
         list.push({
           id: stage.id,
           kind: "script",
-          instances: 1,
+          state: stage.state,
+          instances: instances(stage.id),
           queueDepth: scheduler.queued,
           inFlight: scheduler.inFlightTotal,
           oldestQueuedMs: oldest === undefined ? 0 : Math.max(0, now - oldest),
@@ -285,7 +291,13 @@ export function processSources(
         });
       }
       for (const service of running.services.values()) {
-        list.push({ id: service.id, kind: service.kind, instances: 1, queueDepth: service.queued });
+        list.push({
+          id: service.id,
+          kind: service.kind,
+          state: service.state,
+          instances: instances(service.id),
+          queueDepth: service.queued,
+        });
       }
       return list;
     },

@@ -182,7 +182,9 @@ export class ProcessBus implements Bus, AsyncDisposable {
       node: this.node,
       state: this.#state,
       stages: this.#info().stages,
-      peers: this.peers.map((peer) => ({ ...peer })),
+      peers: this.peers.filter((peer) => peer.endpoint !== this.endpoint).map((peer) => ({
+        ...peer,
+      })),
     };
   }
 

@@ -177,6 +177,7 @@ export class ScriptStage {
   /** Workers being replaced on purpose (a reload): not counted as lost. */
   #planned = new Set<number>();
   #reloading: Promise<StageReload> | undefined;
+  #started = false;
 
   constructor(options: ScriptStageOptions) {
     this.id = options.stageId;
@@ -365,6 +366,13 @@ export class ScriptStage {
     return this.#watchdog;
   }
 
+  /** Where the stage is in its life: it takes messages while `ready` or `reloading`. */
+  get state(): "starting" | "ready" | "reloading" | "stopping" {
+    if (this.#stopped) return "stopping";
+    if (!this.#started) return "starting";
+    return this.#reloading === undefined ? "ready" : "reloading";
+  }
+
   /**
    * What each worker is doing now: the record it runs and for how long, its
    * queue, yields and replacements so far (plain data, for the admin API).
@@ -472,6 +480,7 @@ export class ScriptStage {
       });
     }
     this.#watchdog.start();
+    this.#started = true;
     this.#broker.startAccepting();
     if (this.#pool.hasIdle) this.#idle.start();
     log.info("Stage {stage} started with {workers} workers", {

@@ -151,6 +151,11 @@ export class ServiceStage {
     this.#options.log.info("Service stage {kind}+{id} stopped", { kind: this.kind, id: this.id });
   }
 
+  /** `ready` once started, `stopping` once asked to stop. */
+  get state(): "starting" | "ready" | "stopping" {
+    return this.#stopped ? "stopping" : this.#service === undefined ? "starting" : "ready";
+  }
+
   /** Messages waiting to be handled. */
   get queued(): number {
     return this.#queue.length;

@@ -20,6 +20,7 @@ function fakeSources(overrides: Partial<AdminSources> = {}) {
     stages: () => [{
       id: "start",
       kind: "script",
+      state: "ready",
       instances: 1,
       queueDepth: 3,
       inFlight: 1,

@@ -52,6 +52,7 @@ Deno.test("processSources reports real stages, sockets, tickets, metrics and hea
   assert.deepEqual(idle.find((s) => s.id === "start"), {
     id: "start",
     kind: "script",
+    state: "ready",
     instances: 1,
     queueDepth: 0,
     inFlight: 0,
@@ -64,6 +65,7 @@ Deno.test("processSources reports real stages, sockets, tickets, metrics and hea
     {
       id: "ticket",
       kind: "=ticket",
+      state: "ready",
       instances: 1,
       queueDepth: 0,
     } satisfies ServiceStageInfo,

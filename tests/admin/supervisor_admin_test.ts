@@ -19,7 +19,7 @@ async function deployment(adminPort: number, gatewayPort = freePort()) {
   return await writeDeployment({
     "#gateway": { listen: `127.0.0.1:${gatewayPort}`, targets: ["a:add", "b:*"] },
     "#threads": [1, 100],
-    "#startup": [["script+a", "=ticket+ticket"], ["script+b"]],
+    "#startup": [["script+a", "=ticket+ticket"], ["script+b"], ["script+b"]],
     "=ticket+ticket": [1, { job: 2 }],
     "#admin": { listen: `127.0.0.1:${adminPort}`, token: TOKEN },
     script: { "%package": ["scripts"], "script+a": "a", "script+b": "b" },
@@ -76,18 +76,28 @@ Deno.test("the supervisor's admin API aggregates its process groups", async () =
   const { config } = await deployment(port, gatewayPort);
   await using stage = new StageProcess(["run", "--config", config]);
   const health = await healthy(port, stage);
-  assert.deepEqual(health.processes.map((p: { process: string }) => p.process), ["0", "1"]);
+  assert.deepEqual(health.processes.map((p: { process: string }) => p.process), [
+    "0",
+    "1",
+    "2",
+  ]);
 
   assert.equal((await get(port, "/stages", "wrong")).status, 401);
-  const stages = (await get(port, "/stages")).json() as { id: string; process: string }[];
+  const stages = (await get(port, "/stages")).json() as {
+    id: string;
+    process: string;
+    state: string;
+    instances: number;
+  }[];
   assert.deepEqual(
-    stages.map((s) => `${s.process}:${s.id}`).sort(),
-    ["0:a", "0:ticket", "1:b"],
+    stages.map((s) => `${s.process}:${s.id}:${s.state}:${s.instances}`).sort(),
+    ["0:a:ready:1", "0:ticket:ready:1", "1:b:ready:2", "2:b:ready:2"],
   );
 
   const metrics = (await get(port, "/metrics")).text;
   assert.match(metrics, /^stage_process_up\{process="0"\} 1$/m);
   assert.match(metrics, /^stage_process_up\{process="1"\} 1$/m);
+  assert.match(metrics, /^stage_process_up\{process="2"\} 1$/m);
   assert.match(metrics, /^stage_queue_depth\{process="1",stage="b"\} 0$/m);
   assert.equal(metrics.match(/^# TYPE stage_queue_depth /gm)?.length, 1, "one family, merged");
 
@@ -102,15 +112,15 @@ Deno.test("the supervisor's admin API aggregates its process groups", async () =
   assert.equal(missing.status, 404);
 
   const workers = (await get(port, "/workers")).json() as { process: string; stage: string }[];
-  assert.deepEqual(workers.map((w) => `${w.process}:${w.stage}`).sort(), ["0:a", "1:b"]);
+  assert.deepEqual(workers.map((w) => `${w.process}:${w.stage}`).sort(), ["0:a", "1:b", "2:b"]);
   const tickets = (await get(port, "/tickets")).json() as { category: string }[];
   assert.ok(tickets.some((t) => t.category === "job"), JSON.stringify(tickets));
   const routes = (await get(port, "/routes")).json() as { process: string }[];
-  assert.deepEqual(routes.map((r) => r.process), ["0", "1"]);
+  assert.deepEqual(routes.map((r) => r.process), ["0", "1", "2"]);
 
   const reload = await post(port, "/reload", {});
   assert.equal(reload.status, 200, JSON.stringify(reload.json));
-  assert.equal(reload.json.result.processes.length, 2);
+  assert.equal(reload.json.result.processes.length, 3);
   assert.match((await post(port, "/signal", { target: "b:who", values: [] })).json.reply, /^b:/);
 
   // The public gateway, served by every group on one shared port.
@@ -120,7 +130,7 @@ Deno.test("the supervisor's admin API aggregates its process groups", async () =
     assert.equal(reply.status, 200, JSON.stringify(reply.json));
     whoIs.add(reply.json.reply);
   }
-  assert.equal(whoIs.size, 1, "b lives in one process, whichever process took the request");
+  assert.equal(whoIs.size, 2, "the two instances of b take turns, whichever process took it");
   assert.deepEqual(await api(gatewayPort, "a:add", [20, 22]), { status: 200, json: { reply: 42 } });
   assert.equal((await api(gatewayPort, "a:who", [])).status, 403, "not on the allowlist");
 
