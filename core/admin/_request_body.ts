@@ -87,7 +87,12 @@ export async function readBodyValues(request: Request, maxBytes: number): Promis
       throw tooLarge(maxBytes);
     }
   }
-  const bytes = await readBytes(request, maxBytes);
+  // A declared length is enforced by the HTTP server (the body cannot run past it): read it
+  // at once; only a chunked body of unknown length is counted as it streams in.
+  const bytes = declared !== null
+    ? new Uint8Array(await request.arrayBuffer())
+    : await readBytes(request, maxBytes);
+  if (bytes.byteLength > maxBytes) throw tooLarge(maxBytes);
   if (bytes.byteLength === 0) return [];
   if (contentType === null) {
     throw new HttpError(
