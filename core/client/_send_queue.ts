@@ -77,3 +77,16 @@ export class SendQueue {
     for (const entry of this.shift(this.#entries.length)) entry.reject(error);
   }
 }
+
+/** The frames of `batch` in one buffer, in order (one socket write for many frames). */
+export function concatFrames(batch: Outgoing[]): Uint8Array {
+  let length = 0;
+  for (const entry of batch) length += entry.frame.length;
+  const bytes = new Uint8Array(length);
+  let offset = 0;
+  for (const entry of batch) {
+    bytes.set(entry.frame, offset);
+    offset += entry.frame.length;
+  }
+  return bytes;
+}

@@ -24,7 +24,7 @@ import {
 import { FrameSplitter } from "./framing.ts";
 import { Inbox } from "./_inbox.ts";
 import { type PendingRequest, RequestTable } from "./_requests.ts";
-import { type Outgoing, SendQueue } from "./_send_queue.ts";
+import { concatFrames, SendQueue } from "./_send_queue.ts";
 import type { ClientConnection, ClientTransport } from "./transport.ts";
 
 /** Queued frames written together in one socket write, up to this many bytes. */
@@ -92,6 +92,7 @@ export class StageClient implements AsyncDisposable, AsyncIterable<unknown> {
   #connecting: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
   #nextId = 1;
+  #receivedAt = Number.NaN;
 
   private constructor(
     conn: ClientConnection,
@@ -129,6 +130,15 @@ export class StageClient implements AsyncDisposable, AsyncIterable<unknown> {
     return this.#queue.frames;
   }
 
+  /**
+   * The clock's `now()` when the client last read bytes from the socket (NaN before the
+   * first read). Read in a `message` listener, it is when the delivered message arrived:
+   * a receive timestamp that costs one clock reading per socket read, not per message.
+   */
+  get receivedAt(): number {
+    return this.#receivedAt;
+  }
+
   /** Requests waiting for their reply. */
   get pendingRequests(): number {
     return this.#requests.size;
@@ -146,15 +156,7 @@ export class StageClient implements AsyncDisposable, AsyncIterable<unknown> {
    */
   send(value: unknown): Promise<void> {
     try {
-      this.#usable();
-      const frame = this.#settings.codec.encode(value);
-      if (frame.length > this.#settings.maxFrame) {
-        throw new FrameError(
-          `Cannot send a ${frame.length}-byte frame to ${this.#address()}: above maxFrame ${this.#settings.maxFrame}`,
-          "too_large",
-          "outgoing",
-        );
-      }
+      const frame = this.#encode(value);
       return new Promise<void>((resolve, reject) => {
         this.#queue.push({ frame, resolve, reject });
         this.#wake();
@@ -162,6 +164,35 @@ export class StageClient implements AsyncDisposable, AsyncIterable<unknown> {
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /**
+   * Queues `value` as one frame like {@link StageClient.send}, with no promise: for hot
+   * paths (load generators) that follow completion by the replies or by `queuedFrames`.
+   * `value` is encoded before `post` returns, so the caller may reuse it at once. A frame
+   * still queued when the connection is lost for good is dropped (`disconnect` reports
+   * the loss); with `reconnect` it is written on the next connection, as with `send`.
+   *
+   * @example
+   * ```ts ignore
+   * import { StageClient } from "./mod.ts";
+   * await using client = await StageClient.connect({ port: 8801, codec: "raw" });
+   * const payload = new Uint8Array(16);
+   * for (let i = 0; i < 8; i++) {
+   *   payload[0] = i;
+   *   client.post(payload); // 8 frames in flight, written together
+   * }
+   * ```
+   *
+   * @throws {TypeError} if the codec cannot encode `value`
+   * @throws {FrameError} `too_large` if the frame exceeds `maxFrame`
+   * @throws {SendQueueFullError} if the outgoing queue is full
+   * @throws {ConnectionLostError} after a loss with reconnecting off or exhausted
+   * @throws {ClientClosedError} after `close()`
+   */
+  post(value: unknown): void {
+    this.#queue.push({ frame: this.#encode(value), resolve: ignore, reject: ignore });
+    this.#wake();
   }
 
   /**
@@ -295,6 +326,19 @@ export class StageClient implements AsyncDisposable, AsyncIterable<unknown> {
     if (this.#lostError !== undefined) throw this.#lostError;
   }
 
+  #encode(value: unknown): Uint8Array {
+    this.#usable();
+    const frame = this.#settings.codec.encode(value);
+    if (frame.length > this.#settings.maxFrame) {
+      throw new FrameError(
+        `Cannot send a ${frame.length}-byte frame to ${this.#address()}: above maxFrame ${this.#settings.maxFrame}`,
+        "too_large",
+        "outgoing",
+      );
+    }
+    return frame;
+  }
+
   #address(): string {
     return `${this.#settings.host}:${this.#settings.port}`;
   }
@@ -339,6 +383,7 @@ export class StageClient implements AsyncDisposable, AsyncIterable<unknown> {
         }
         const n = await conn.read(buffer);
         if (n === null) break;
+        this.#receivedAt = this.#settings.clock.now();
         for (const frame of splitter.push(buffer.subarray(0, n))) {
           this.#dispatch(this.#decode(frame));
         }
@@ -386,7 +431,8 @@ export class StageClient implements AsyncDisposable, AsyncIterable<unknown> {
   }
 
   #dispatch(message: unknown): void {
-    if (this.#requests.deliver(message)) return;
+    // No pending request (the load generators' case): skip the table entirely.
+    if (this.#requests.size > 0 && this.#requests.deliver(message)) return;
     if (this.#listeners.message.size > 0) this.#emit("message", message);
     else this.#inbox.push(message);
   }
@@ -452,14 +498,4 @@ export class StageClient implements AsyncDisposable, AsyncIterable<unknown> {
   }
 }
 
-function concatFrames(batch: Outgoing[]): Uint8Array {
-  let length = 0;
-  for (const entry of batch) length += entry.frame.length;
-  const bytes = new Uint8Array(length);
-  let offset = 0;
-  for (const entry of batch) {
-    bytes.set(entry.frame, offset);
-    offset += entry.frame.length;
-  }
-  return bytes;
-}
+function ignore(): void {}

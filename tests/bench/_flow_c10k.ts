@@ -16,7 +16,8 @@
  *
  * @module
  */
-import { closeAll, ClosedLoopClient, connectMany, pingAll } from "./_flow_load.ts";
+import { ClosedLoopClient, connectClient, connectClients } from "./_flow_load.ts";
+import { closeAll, connectMany, pingAll } from "./_flow_raw_load.ts";
 import { delay, ReplyLog, round } from "./_flow_replies.ts";
 import { type FlowOptions, measureSides, type ScenarioResult } from "./_flow_options.ts";
 import { type ServerProcess, startNaive, startStage, withServer } from "./_flow_process.ts";
@@ -69,8 +70,9 @@ async function settledRss(server: ServerProcess): Promise<number> {
 
 async function warmUp(server: ServerProcess): Promise<void> {
   const log = new ReplyLog();
-  const conns = await connectMany(server.port, WARM_CLIENTS);
-  const clients = conns.map((conn, i) => new ClosedLoopClient(i, conn, log));
+  const clients = (await connectClients(server.port, WARM_CLIENTS)).map((client, i) =>
+    new ClosedLoopClient(i, client, log)
+  );
   await delay(500);
   await Promise.all(clients.map((client) => client.close()));
 }
@@ -103,7 +105,9 @@ async function measureLevel(
 
     const stride = Math.max(1, Math.floor(connections / ACTIVE));
     const active = conns.filter((_, i) => i % stride === 0).slice(0, ACTIVE);
-    clients = active.map((conn, i) => new ClosedLoopClient(i, conn, log));
+    // The active clients drive connections among the idle ones: SDK clients adopting them.
+    const adopted = await Promise.all(active.map((conn) => connectClient(server.port, conn)));
+    clients = adopted.map((client, i) => new ClosedLoopClient(i, client, log));
     await delay(1000);
     const from = performance.now();
     await delay(seconds * 1000);

@@ -8,7 +8,8 @@
  *
  * @module
  */
-import { ClosedLoopClient, connectMany, Flooder } from "./_flow_load.ts";
+import { ClosedLoopClient, connectClients } from "./_flow_load.ts";
+import { Flooder } from "./_flow_raw_load.ts";
 import { delay, type LatencyStats, ReplyLog, round } from "./_flow_replies.ts";
 import {
   type FlowOptions,
@@ -44,8 +45,9 @@ async function measure(
   warmupMs: number,
 ): Promise<FairnessFigures> {
   const log = new ReplyLog();
-  const conns = await connectMany(server.port, CLIENTS);
-  const clients = conns.map((conn, i) => new ClosedLoopClient(i, conn, log));
+  const clients = (await connectClients(server.port, CLIENTS)).map((client, i) =>
+    new ClosedLoopClient(i, client, log)
+  );
   let flooder: Flooder | undefined;
   try {
     await delay(warmupMs);

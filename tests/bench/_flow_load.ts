@@ -1,131 +1,86 @@
 /**
- * The flow benchmark's load generator: lean clients over raw `Deno.connect`
- * sockets (one per connection), request frames written in batches, and one shared
- * record of every reply (send time, receive time, client).
+ * The flow benchmark's load generator, and one shared record of every reply (send
+ * time, receive time, client).
  *
+ * The request/reply clients are {@linkcode StageClient}s of the client SDK (raw codec),
+ * the same on both sides of every scenario:
  * - {@linkcode ClosedLoopClient}: keeps `depth` requests in flight (request → reply
  *   → next).
  * - {@linkcode PacedClient}: open loop, sends at a fixed rate whatever the replies
  *   do; frames due while a write is still blocked are counted as unsent, not queued.
- * - {@linkcode Flooder}: writes frames as fast as the socket takes them, never reads.
+ * - {@linkcode oneRequest}: one request, timed.
+ *
+ * Raw `Deno.connect` sockets remain, in `_flow_raw_load.ts`, where a client must not
+ * behave like one: the flooder that never reads and the idle connections of c10k.
  *
  * @module
  */
-import {
-  FrameReader,
-  HEADER_BYTES,
-  PAYLOAD_BYTES,
-  requestFrames,
-  sentAt,
-  writeRequests,
-} from "./_flow_protocol.ts";
-import { ReplyLog, round } from "./_flow_replies.ts";
+import { StageClient } from "../../core/client/mod.ts";
+import { MAX_FRAME, PAYLOAD_BYTES, sentAt, stampRequest } from "./_flow_protocol.ts";
+import type { ReplyLog } from "./_flow_replies.ts";
+import { adoptedTransport } from "./_tcp_transport.ts";
 
-const FRAME_BYTES = HEADER_BYTES + PAYLOAD_BYTES;
+/** Connects a raw-codec {@linkcode StageClient} to `port` (or adopts `conn`, already open). */
+export function connectClient(port: number, conn?: Deno.TcpConn): Promise<StageClient> {
+  return StageClient.connect({
+    port,
+    codec: "raw",
+    maxFrame: MAX_FRAME,
+    ...(conn === undefined ? {} : { transport: adoptedTransport(conn) }),
+  });
+}
 
-/** Opens `count` connections to `port`, `batch` at a time; closes them all on failure. */
-export async function connectMany(
+/** Connects `count` clients to `port`, `batch` at a time; closes them all on failure. */
+export async function connectClients(
   port: number,
   count: number,
   batch = 250,
-): Promise<Deno.TcpConn[]> {
-  const conns: Deno.TcpConn[] = [];
+): Promise<StageClient[]> {
+  const clients: StageClient[] = [];
   try {
-    while (conns.length < count) {
-      const n = Math.min(batch, count - conns.length);
+    while (clients.length < count) {
+      const n = Math.min(batch, count - clients.length);
       const opened = await Promise.allSettled(
-        Array.from({ length: n }, () => Deno.connect({ hostname: "127.0.0.1", port })),
+        Array.from({ length: n }, () => connectClient(port)),
       );
-      for (const result of opened) if (result.status === "fulfilled") conns.push(result.value);
+      for (const result of opened) if (result.status === "fulfilled") clients.push(result.value);
       const failed = opened.find((result) => result.status === "rejected");
       if (failed !== undefined) {
         throw new Error(
-          `connection ${conns.length + 1} of ${count} failed: ${
+          `client ${clients.length + 1} of ${count} failed to connect: ${
             (failed as PromiseRejectedResult).reason
           }`,
         );
       }
     }
-    for (const conn of conns) conn.setNoDelay(true);
-    return conns;
+    return clients;
   } catch (error) {
-    closeAll(conns);
+    await Promise.all(clients.map((client) => client.close()));
     throw error;
   }
 }
 
-/** Closes every connection, ignoring those already closed. */
-export function closeAll(conns: Iterable<Deno.TcpConn>): void {
-  for (const conn of conns) {
-    try {
-      conn.close();
-    } catch { /* already closed */ }
-  }
-}
-
-/** Writes all of `bytes`. */
-export async function writeAll(conn: Deno.TcpConn, bytes: Uint8Array): Promise<void> {
-  let written = 0;
-  while (written < bytes.length) written += await conn.write(bytes.subarray(written));
-}
-
-/** Fills `buffer` from `conn`; false when the peer closed first. */
-export async function readExactly(conn: Deno.TcpConn, buffer: Uint8Array): Promise<boolean> {
-  let got = 0;
-  while (got < buffer.length) {
-    const n = await conn.read(buffer.subarray(got));
-    if (n === null) return false;
-    got += n;
-  }
-  return true;
-}
-
-/**
- * One echo round trip on each connection (`batch` connections at a time): proves the
- * server accepted and serves them. Rejects naming the first connection that failed.
- */
-export async function pingAll(conns: Deno.TcpConn[], batch = 500): Promise<void> {
-  const frame = requestFrames(1, 0, 0, 0);
-  for (let start = 0; start < conns.length; start += batch) {
-    await Promise.all(
-      conns.slice(start, start + batch).map(async (conn, i) => {
-        const reply = new Uint8Array(FRAME_BYTES);
-        try {
-          await writeAll(conn, frame);
-          let got = 0;
-          while (got < reply.length) {
-            const n = await conn.read(reply.subarray(got));
-            if (n === null) throw new Error("closed by the server");
-            got += n;
-          }
-        } catch (error) {
-          throw new Error(`ping on connection ${start + i + 1}: ${(error as Error).message}`, {
-            cause: error,
-          });
-        }
-      }),
-    );
-  }
-}
-
-/** A connection whose replies go to a {@linkcode ReplyLog}. */
+/** A client whose replies go to a {@linkcode ReplyLog}. */
 abstract class LoggedClient {
   readonly id: number;
-  protected readonly conn: Deno.TcpConn;
+  protected readonly client: StageClient;
   protected readonly log: ReplyLog;
   protected stopped = false;
-  /** The first error of this connection (a server close counts), if any. */
+  /** The first error of this client (a server close counts), if any. */
   failure: unknown;
-  /** When the connection failed or was closed by the server (performance.now()). */
+  /** When the client failed or was closed by the server (performance.now()). */
   endedAt: number | undefined;
-  readonly #reader = new FrameReader();
-  readonly #done: Promise<void>;
+  /** The request being sent, restamped for each one (`post` encodes it at once). */
+  protected readonly payload = new Uint8Array(PAYLOAD_BYTES);
 
-  constructor(id: number, conn: Deno.TcpConn, log: ReplyLog) {
+  constructor(id: number, client: StageClient, log: ReplyLog) {
     this.id = id;
-    this.conn = conn;
+    this.client = client;
     this.log = log;
-    this.#done = this.#readLoop();
+    client.on("message", this.#onReply);
+    client.on("disconnect", (error) => {
+      if (!this.stopped) this.fail(error);
+    });
   }
 
   /** Stops sending; replies still arriving are logged until `close`. */
@@ -133,101 +88,75 @@ abstract class LoggedClient {
     this.stopped = true;
   }
 
-  /** Closes the connection and waits for the read loop. */
+  /** Closes the client. */
   async close(): Promise<void> {
     this.stopped = true;
-    try {
-      this.conn.close();
-    } catch { /* already closed */ }
-    await this.#done;
+    await this.client.close();
   }
 
   /** Called after each reply was logged. */
   protected abstract onReply(): void;
+
+  /** Posts one request stamped `now`; a failure is recorded, not thrown. */
+  protected post(now: number, seq: number, costUs: number): boolean {
+    try {
+      this.client.post(stampRequest(this.payload, now, seq, costUs));
+      return true;
+    } catch (error) {
+      if (!this.stopped) this.fail(error);
+      return false;
+    }
+  }
 
   protected fail(error: unknown): void {
     this.failure ??= error;
     this.endedAt ??= performance.now();
   }
 
-  #onFrame = (payload: Uint8Array): void => {
+  #onReply = (value: unknown): void => {
+    const payload = value as Uint8Array;
     if (payload.length !== PAYLOAD_BYTES) this.log.invalid++;
-    else this.log.record(sentAt(payload), performance.now(), this.id);
+    else this.log.record(sentAt(payload), this.client.receivedAt, this.id);
     this.onReply();
   };
-
-  async #readLoop(): Promise<void> {
-    const buffer = new Uint8Array(16 * 1024);
-    try {
-      for (;;) {
-        const n = await this.conn.read(buffer);
-        if (n === null) {
-          if (!this.stopped) this.fail(new Error("closed by the server"));
-          return;
-        }
-        this.#reader.push(buffer.subarray(0, n), this.#onFrame);
-      }
-    } catch (error) {
-      if (!this.stopped) this.fail(error);
-    }
-  }
 }
 
 /** Keeps `depth` requests in flight: every reply sends the next request. */
 export class ClosedLoopClient extends LoggedClient {
   readonly #costUs: number;
-  #toSend: number;
-  #writing = false;
   #seq = 0;
 
-  constructor(id: number, conn: Deno.TcpConn, log: ReplyLog, depth = 1, costUs = 0) {
-    super(id, conn, log);
+  constructor(id: number, client: StageClient, log: ReplyLog, depth = 1, costUs = 0) {
+    super(id, client, log);
     this.#costUs = costUs;
-    this.#toSend = depth;
-    this.#flush();
+    const now = performance.now();
+    for (let i = 0; i < depth; i++) {
+      if (!this.post(now, this.#seq++, costUs)) break;
+    }
   }
 
   protected onReply(): void {
     if (this.stopped) return;
-    this.#toSend++;
-    this.#flush();
-  }
-
-  async #flush(): Promise<void> {
-    if (this.#writing) return;
-    this.#writing = true;
-    try {
-      while (this.#toSend > 0 && !this.stopped) {
-        const n = this.#toSend;
-        this.#toSend = 0;
-        const frames = requestFrames(n, performance.now(), this.#seq, this.#costUs);
-        this.#seq += n;
-        await writeAll(this.conn, frames);
-      }
-    } catch (error) {
-      if (!this.stopped) this.fail(error);
-    } finally {
-      this.#writing = false;
-    }
+    // Sent in reply to the read that just delivered: stamped with that read's time.
+    this.post(this.client.receivedAt, this.#seq++, this.#costUs);
   }
 }
 
 /**
  * Open loop: `tick(now)` sends the frames due at `ratePerS` since `start`; frames due
- * while the previous write is still blocked (TCP backpressure) are counted in
- * `unsent` instead of being queued.
+ * while the client's previous frames are still unwritten (`queuedFrames`: TCP
+ * backpressure) are counted in `unsent` instead of being queued.
  */
 export class PacedClient extends LoggedClient {
   readonly #ratePerS: number;
   readonly #costUs: number;
   #start = 0;
   #due = 0;
-  #writing = false;
   sent = 0;
   unsent = 0;
 
-  constructor(id: number, conn: Deno.TcpConn, log: ReplyLog, ratePerS: number, costUs = 0) {
-    super(id, conn, log);
+  constructor(id: number, client: StageClient, log: ReplyLog, ratePerS: number, costUs = 0) {
+    super(id, client, log);
     this.#ratePerS = ratePerS;
     this.#costUs = costUs;
   }
@@ -245,27 +174,15 @@ export class PacedClient extends LoggedClient {
     const n = due - this.#due;
     if (n <= 0) return;
     this.#due = due;
-    if (this.#writing) {
+    if (this.client.queuedFrames > 0) {
       this.unsent += n;
       return;
     }
     this.log.recordSent(now, n);
-    this.#write(requestFrames(n, now, this.sent, this.#costUs), n);
+    for (let i = 0; i < n && this.post(now, this.sent, this.#costUs); i++) this.sent++;
   }
 
   protected onReply(): void {}
-
-  async #write(frames: Uint8Array, n: number): Promise<void> {
-    this.#writing = true;
-    try {
-      await writeAll(this.conn, frames);
-      this.sent += n;
-    } catch (error) {
-      if (!this.stopped) this.fail(error);
-    } finally {
-      this.#writing = false;
-    }
-  }
 }
 
 /** Drives `clients` every `tickMs` until `stop()`. */
@@ -288,62 +205,20 @@ export class Pacer {
   }
 }
 
-/** Writes request frames as fast as the socket accepts them and never reads. */
-export class Flooder {
-  readonly #conn: Deno.TcpConn;
-  readonly #batch: Uint8Array;
-  readonly #framesPerBatch: number;
-  readonly #startedAt = performance.now();
-  readonly #done: Promise<void>;
-  #stopped = false;
-  framesWritten = 0;
-  /** ms after the start when the server closed the connection (undefined: it did not). */
-  closedAfterMs: number | undefined;
-  /** When the server closed the connection (performance.now()), if it did. */
-  closedAt: number | undefined;
-
-  constructor(conn: Deno.TcpConn, batchBytes = 64 * 1024) {
-    this.#conn = conn;
-    this.#framesPerBatch = Math.max(1, Math.floor(batchBytes / FRAME_BYTES));
-    this.#batch = new Uint8Array(this.#framesPerBatch * FRAME_BYTES);
-    writeRequests(this.#batch, 0, this.#framesPerBatch, performance.now(), 0, 0);
-    this.#done = this.#loop();
-  }
-
-  /** Stops and closes the connection. */
-  async close(): Promise<void> {
-    this.#stopped = true;
-    try {
-      this.#conn.close();
-    } catch { /* already closed */ }
-    await this.#done;
-  }
-
-  async #loop(): Promise<void> {
-    try {
-      while (!this.#stopped) {
-        await writeAll(this.#conn, this.#batch);
-        this.framesWritten += this.#framesPerBatch;
-      }
-    } catch {
-      if (!this.#stopped) {
-        this.closedAt = performance.now();
-        this.closedAfterMs = round(this.closedAt - this.#startedAt, 0);
-      }
-    }
-  }
-}
-
-/** Sends one request costing `costUs` and resolves with its reply time in ms. */
-export async function oneRequest(conn: Deno.TcpConn, costUs: number): Promise<number> {
+/**
+ * Sends one request costing `costUs` on `client` (no message listener) and resolves
+ * with its reply time in ms.
+ *
+ * @throws {RequestTimeoutError} (rejects) when no reply arrives within `timeoutMs`
+ */
+export async function oneRequest(
+  client: StageClient,
+  costUs: number,
+  timeoutMs: number,
+): Promise<number> {
   const start = performance.now();
-  await writeAll(conn, requestFrames(1, start, 0, costUs));
-  const reply = new Uint8Array(FRAME_BYTES);
-  let got = 0;
-  while (got < reply.length) {
-    const n = await conn.read(reply.subarray(got));
-    if (n === null) throw new Error("closed by the server before replying");
-    got += n;
-  }
+  const payload = stampRequest(new Uint8Array(PAYLOAD_BYTES), start, 0, costUs);
+  // Raw frames carry no correlation id: the first reply on this client is the one.
+  await client.request(payload, { match: () => true, timeout: timeoutMs });
   return performance.now() - start;
 }

@@ -34,7 +34,7 @@
  *
  * @module
  */
-import { readExactly, writeAll } from "./_flow_load.ts";
+import { StageClient } from "../../core/client/mod.ts";
 import { delay, type LatencyStats, percentile, ReplyLog, round } from "./_flow_replies.ts";
 import { RssSampler } from "./_flow_memory.ts";
 import {
@@ -45,13 +45,8 @@ import {
   succeeded,
 } from "./_flow_options.ts";
 import { type ServerProcess, startNaive, startStage, withServer } from "./_flow_process.ts";
-import {
-  HEADER_BYTES,
-  isGreeting,
-  PAYLOAD_BYTES,
-  requestFrames,
-  sentAt,
-} from "./_flow_protocol.ts";
+import { isGreeting, MAX_FRAME, PAYLOAD_BYTES, sentAt, stampRequest } from "./_flow_protocol.ts";
+import { abortableTransport } from "./_tcp_transport.ts";
 
 const COST_US = 2000;
 /** Requests per session, one in flight at a time. */
@@ -69,7 +64,6 @@ const TICK_MS = 5;
 const THRESHOLD_MS = 50;
 const GOAL_RSS_MB = 50;
 const GOAL_P99_MS = 2 * THRESHOLD_MS;
-const FRAME_BYTES = HEADER_BYTES + PAYLOAD_BYTES;
 const MB = 2 ** 20;
 
 /** How a session ended. `stopped`: still in progress when the window closed. */
@@ -93,13 +87,14 @@ interface SessionOutcome {
 /**
  * One session: connect, wait for the greeting (at most {@linkcode ADMIT_TIMEOUT_MS}
  * from the start), {@linkcode REQUESTS} closed-loop requests logged to `log`, close.
+ * A client SDK {@linkcode StageClient} (raw codec) whose connect the timeout aborts.
  * `done` never rejects.
  */
 class Session {
   readonly id: number;
   readonly done: Promise<SessionOutcome>;
   readonly #controller = new AbortController();
-  #conn: Deno.TcpConn | undefined;
+  #client: StageClient | undefined;
   #stopped = false;
   #timedOut = false;
 
@@ -116,9 +111,7 @@ class Session {
 
   #abort(): void {
     this.#controller.abort();
-    try {
-      this.#conn?.close();
-    } catch { /* already closed */ }
+    this.#client?.close();
   }
 
   async #run(port: number, log: ReplyLog): Promise<SessionOutcome> {
@@ -139,52 +132,51 @@ class Session {
     }, ADMIT_TIMEOUT_MS);
     try {
       try {
-        this.#conn = await Deno.connect({
-          hostname: "127.0.0.1",
+        this.#client = await StageClient.connect({
           port,
-          signal: this.#controller.signal,
+          codec: "raw",
+          maxFrame: MAX_FRAME,
+          transport: abortableTransport(this.#controller.signal),
         });
       } catch {
         return lost("connect_failed");
       }
       if (this.#stopped || this.#timedOut) return lost("connect_failed");
-      const conn = this.#conn;
-      const frame = new Uint8Array(FRAME_BYTES);
-      const payload = frame.subarray(HEADER_BYTES);
-      const length = new DataView(frame.buffer);
+      const client = this.#client;
+      let greeting: Uint8Array;
       try {
-        conn.setNoDelay(true);
-        if (!await readExactly(conn, frame)) return lost("refused");
+        // Closed by the server first: lost; closed by our timeout or stop: `lost` says so.
+        greeting = await client.next<Uint8Array>();
       } catch {
         return lost("refused");
       }
       clearTimeout(timer);
       if (this.#timedOut) return lost("refused");
-      if (length.getInt32(0, true) !== FRAME_BYTES || !isGreeting(payload)) {
+      if (greeting.length !== PAYLOAD_BYTES || !isGreeting(greeting)) {
         outcome.invalid = true;
         return lost("failed");
       }
       outcome.admittedAt = performance.now();
+      const request = new Uint8Array(PAYLOAD_BYTES);
       for (let i = 0; i < REQUESTS; i++) {
+        let reply: Uint8Array;
         try {
-          await writeAll(conn, requestFrames(1, performance.now(), i, COST_US));
-          if (!await readExactly(conn, frame)) return lost("failed");
+          await client.send(stampRequest(request, performance.now(), i, COST_US));
+          reply = await client.next<Uint8Array>();
         } catch {
           return lost("failed");
         }
         const receivedAt = performance.now();
-        if (length.getInt32(0, true) !== FRAME_BYTES || isGreeting(payload)) {
+        if (reply.length !== PAYLOAD_BYTES || isGreeting(reply)) {
           outcome.invalid = true;
           return lost("failed");
         }
-        log.record(sentAt(payload), receivedAt, this.id);
+        log.record(sentAt(reply), receivedAt, this.id);
       }
       return outcome;
     } finally {
       clearTimeout(timer);
-      try {
-        this.#conn?.close();
-      } catch { /* already closed */ }
+      await this.#client?.close();
     }
   }
 }

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import { closeAll, connectMany, oneRequest, PacedClient, Pacer } from "./_flow_load.ts";
+import { connectClients, oneRequest, PacedClient, Pacer } from "./_flow_load.ts";
 import { delay, type LatencyStats, ReplyLog, round } from "./_flow_replies.ts";
 import {
   type FlowOptions,
@@ -40,9 +40,9 @@ interface PreemptionFigures {
 
 async function measure(server: ServerProcess, warmupMs: number): Promise<PreemptionFigures> {
   const log = new ReplyLog();
-  const conns = await connectMany(server.port, CLIENTS + 1);
-  const spinConn = conns.pop()!; // connected last: homed wherever the server puts it
-  const clients = conns.map((conn, i) => new PacedClient(i, conn, log, RATE_PER_CLIENT));
+  const connected = await connectClients(server.port, CLIENTS + 1);
+  const spinClient = connected.pop()!; // connected last: homed wherever the server puts it
+  const clients = connected.map((client, i) => new PacedClient(i, client, log, RATE_PER_CLIENT));
   const pacer = new Pacer(clients);
   try {
     await delay(warmupMs);
@@ -50,17 +50,13 @@ async function measure(server: ServerProcess, warmupMs: number): Promise<Preempt
     await delay(1000);
 
     const spinFrom = performance.now();
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const spinReplyMs = await Promise.race([
-      oneRequest(spinConn, SPIN_MS * 1000),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(new Error(`no reply to the ${SPIN_MS} ms spin within ${SPIN_TIMEOUT_MS} ms`)),
-          SPIN_TIMEOUT_MS,
-        );
-      }),
-    ]).finally(() => clearTimeout(timer));
+    const spinReplyMs = await oneRequest(spinClient, SPIN_MS * 1000, SPIN_TIMEOUT_MS).catch(
+      (error) => {
+        throw new Error(`no reply to the ${SPIN_MS} ms spin: ${(error as Error).message}`, {
+          cause: error,
+        });
+      },
+    );
     await delay(Math.max(0, spinFrom + SPIN_MS - performance.now()) + SETTLE_MS);
     pacer.stop();
 
@@ -89,7 +85,7 @@ async function measure(server: ServerProcess, warmupMs: number): Promise<Preempt
     };
   } finally {
     pacer.stop();
-    closeAll([spinConn]);
+    await spinClient.close();
     await Promise.all(clients.map((client) => client.close()));
   }
 }

@@ -146,6 +146,23 @@ export function writeRequests(
   return offset;
 }
 
+/**
+ * Stamps the request fields into `payload` (at least {@linkcode STAMP_BYTES} long) in
+ * place: send time `now`, sequence `seq`, handler cost `costUs`; returns `payload`.
+ */
+export function stampRequest(
+  payload: Uint8Array,
+  now: number,
+  seq: number,
+  costUs: number,
+): Uint8Array {
+  const view = new DataView(payload.buffer, payload.byteOffset, STAMP_BYTES);
+  view.setFloat64(0, now, true);
+  view.setUint32(8, seq >>> 0, true);
+  view.setUint32(12, costUs >>> 0, true);
+  return payload;
+}
+
 /** `count` request frames in a new buffer (see {@linkcode writeRequests}). */
 export function requestFrames(count: number, now: number, seq: number, costUs: number): Uint8Array {
   const frames = new Uint8Array(count * (HEADER_BYTES + PAYLOAD_BYTES));

@@ -25,8 +25,8 @@
  * @module
  */
 import { getLogger } from "@logtape/logtape";
+import { StageClient } from "../../core/client/mod.ts";
 import { NatsLink } from "../../core/cluster/mod.ts";
-import { FrameClient } from "../_helpers/frame_client.ts";
 import { startNatsServer } from "../_helpers/nats_server.ts";
 import { type StageCluster, startCluster } from "./_cluster_process.ts";
 import {
@@ -193,7 +193,7 @@ async function natsStagePair(options: Options): Promise<Pair> {
 
 /** Drives the front on `port`: sequential and 64-in-flight round trips to calc in group `group`. */
 async function measureFront(port: number, group: number, options: Options): Promise<Pair> {
-  await using client = await FrameClient.connect(port, "json");
+  await using client = await StageClient.connect({ port, codec: "json" });
   const ask = async <T>(command: Record<string, unknown>): Promise<T> => {
     await client.send(command);
     const reply = await client.next<T & { error?: string }>(ASK_TIMEOUT_MS);

@@ -8,7 +8,11 @@
  * the bytes it reads). Within each setting the same load generator drives one server
  * and then the other: C connections, each keeping D frames of a P-byte payload in
  * flight (every reply sends the next frame), a warm-up, then a measured window.
- * Each payload carries its send time, so the round trip of every frame is measured.
+ * Each payload carries its send time, so the round trip of every frame is measured
+ * (from the socket read that triggered the send to the read of its reply: the SDK's
+ * `receivedAt`, one clock reading per read).
+ * The connections are client SDK `StageClient`s (raw codec) for both servers, so the
+ * ratio compares the servers under one and the same client.
  *
  * Prints one JSON line per setting:
  * `{"bench":"echo","setting":"50x8x64","seconds":5,"stage":{…},"baseline":{…},
@@ -21,7 +25,7 @@
  *
  * @module
  */
-import { FrameDecoder } from "../../core/net/mod.ts";
+import { StageClient } from "../../core/client/mod.ts";
 import { freePort, ServerProcess } from "./_flow_process.ts";
 
 const REPO_ROOT = new URL("../../", import.meta.url);
@@ -130,27 +134,31 @@ class Recorder {
   }
 }
 
-/** One load-generating connection: keeps `depth` frames in flight until told to stop. */
+/** One load-generating client: keeps `depth` frames in flight until told to stop. */
 class Driver {
-  readonly #conn: Deno.TcpConn;
-  readonly #frameSize: number;
+  readonly #client: StageClient;
   readonly #recorder: Recorder;
-  readonly #decoder = new FrameDecoder(MAX_FRAME);
-  readonly #done: Promise<void>;
-  #toSend = 0;
+  /** The next frame's payload, restamped for each (`post` encodes it at once). */
+  readonly #payload: Uint8Array;
+  readonly #stamp: DataView;
   #outstanding = 0;
-  #writing = false;
   #seq = 0;
   #failure: unknown;
   #onIdle: (() => void) | undefined;
 
-  constructor(conn: Deno.TcpConn, setting: EchoSetting, recorder: Recorder) {
-    this.#conn = conn;
-    this.#frameSize = setting.payload + 4;
+  constructor(client: StageClient, setting: EchoSetting, recorder: Recorder) {
+    this.#client = client;
     this.#recorder = recorder;
-    this.#toSend = setting.depth;
-    this.#done = this.#readLoop();
-    this.#flush();
+    this.#payload = new Uint8Array(setting.payload);
+    this.#stamp = new DataView(this.#payload.buffer, 0, STAMP_BYTES);
+    client.on("message", this.#onFrame);
+    client.on("disconnect", (error) => {
+      if (this.#outstanding > 0) this.#failure ??= error;
+      this.#outstanding = 0;
+      this.#checkIdle();
+    });
+    const now = performance.now();
+    for (let i = 0; i < setting.depth && this.#failure === undefined; i++) this.#send(now);
   }
 
   /** The first error of this connection, if any. */
@@ -160,85 +168,56 @@ class Driver {
 
   /** Resolves when nothing is in flight any more (or the connection ended). */
   idle(): Promise<void> {
-    if (this.#outstanding === 0 && !this.#writing) return Promise.resolve();
+    if (this.#outstanding === 0) return Promise.resolve();
     return new Promise((resolve) => this.#onIdle = resolve);
   }
 
-  /** Closes the connection and waits for its read loop. */
-  async close(): Promise<void> {
-    try {
-      this.#conn.close();
-    } catch { /* already closed */ }
-    await this.#done;
+  /** Closes the client. */
+  close(): Promise<void> {
+    return this.#client.close();
   }
 
-  #onFrame = (payload: Uint8Array): void => {
-    const now = performance.now();
-    this.#outstanding--;
-    if (payload.length !== this.#frameSize - 4) {
-      this.#recorder.invalid++;
-    } else if (this.#recorder.measuring) {
-      const view = new DataView(payload.buffer, payload.byteOffset, STAMP_BYTES);
-      this.#recorder.record(now - view.getFloat64(0, true));
-    }
-    if (!this.#recorder.stopSending) this.#toSend++;
-  };
-
-  async #flush(): Promise<void> {
-    if (this.#writing) return;
-    this.#writing = true;
+  #send(now: number): void {
+    this.#stamp.setFloat64(0, now, true);
+    this.#stamp.setUint32(8, this.#seq++ >>> 0, true);
     try {
-      while (this.#toSend > 0 && !this.#recorder.stopSending) {
-        const n = this.#toSend;
-        this.#toSend = 0;
-        const batch = new Uint8Array(n * this.#frameSize);
-        const view = new DataView(batch.buffer);
-        const now = performance.now();
-        for (let i = 0, offset = 0; i < n; i++, offset += this.#frameSize) {
-          view.setInt32(offset, this.#frameSize, true);
-          view.setFloat64(offset + 4, now, true);
-          view.setUint32(offset + 12, this.#seq++ >>> 0, true);
-        }
-        this.#outstanding += n;
-        let written = 0;
-        while (written < batch.length) written += await this.#conn.write(batch.subarray(written));
-      }
+      this.#client.post(this.#payload);
+      this.#outstanding++;
     } catch (error) {
       this.#failure ??= error;
-      this.#outstanding = 0;
-    } finally {
-      this.#writing = false;
-      this.#checkIdle();
     }
   }
 
+  #onFrame = (value: unknown): void => {
+    // When the reply's bytes were read; also the next frame's send time (closed loop).
+    const now = this.#client.receivedAt;
+    const payload = value as Uint8Array;
+    this.#outstanding--;
+    if (payload.length !== this.#payload.length) {
+      this.#recorder.invalid++;
+    } else if (this.#recorder.measuring) {
+      this.#recorder.record(now - sentAt(payload));
+    }
+    if (!this.#recorder.stopSending) this.#send(now);
+    this.#checkIdle();
+  };
+
   #checkIdle(): void {
-    if (this.#outstanding <= 0 && !this.#writing && this.#onIdle !== undefined) {
+    if (this.#outstanding <= 0 && this.#onIdle !== undefined) {
       const onIdle = this.#onIdle;
       this.#onIdle = undefined;
       onIdle();
     }
   }
+}
 
-  async #readLoop(): Promise<void> {
-    const buffer = new Uint8Array(64 * 1024);
-    try {
-      for (;;) {
-        const n = await this.#conn.read(buffer);
-        if (n === null) {
-          if (this.#outstanding > 0) this.#failure ??= new Error("server closed the connection");
-          break;
-        }
-        this.#decoder.push(buffer.subarray(0, n), this.#onFrame);
-        this.#flush();
-        this.#checkIdle();
-      }
-    } catch (error) {
-      if (!(error instanceof Deno.errors.BadResource)) this.#failure ??= error;
-    }
-    this.#outstanding = 0;
-    this.#checkIdle();
-  }
+const stampBytes = new Uint8Array(8);
+const stampValue = new Float64Array(stampBytes.buffer);
+
+/** The send time (float64 LE) at the start of `payload`, read without a view per frame. */
+function sentAt(payload: Uint8Array): number {
+  for (let i = 0; i < 8; i++) stampBytes[i] = payload[i]!;
+  return stampValue[0]!;
 }
 
 function delay(ms: number): Promise<void> {
@@ -263,15 +242,22 @@ export async function drive(
   warmup: number,
 ): Promise<EchoResult> {
   const recorder = new Recorder();
-  const conns: Deno.TcpConn[] = [];
+  const clients: StageClient[] = [];
   const drivers: Driver[] = [];
   try {
     for (let i = 0; i < setting.connections; i++) {
-      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-      conn.setNoDelay(true);
-      conns.push(conn);
+      clients.push(
+        await StageClient.connect({
+          port,
+          codec: "raw",
+          maxFrame: MAX_FRAME,
+          // A closed loop never queues more than its depth: more would be a generator bug.
+          maxQueuedFrames: setting.depth,
+          maxQueuedBytes: setting.depth * (setting.payload + 4),
+        }),
+      );
     }
-    for (const conn of conns) drivers.push(new Driver(conn, setting, recorder));
+    for (const client of clients) drivers.push(new Driver(client, setting, recorder));
     await delay(warmup * 1000);
     recorder.measuring = true;
     const start = performance.now();
@@ -298,12 +284,7 @@ export async function drive(
     };
   } finally {
     recorder.stopSending = true;
-    for (const conn of conns.slice(drivers.length)) {
-      try {
-        conn.close();
-      } catch { /* already closed */ }
-    }
-    await Promise.all(drivers.map((d) => d.close()));
+    await Promise.all(clients.map((client) => client.close()));
   }
 }
 

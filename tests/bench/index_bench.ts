@@ -21,7 +21,7 @@ import { DatabaseSync } from "node:sqlite";
 import { openSqliteScoreStore } from "../../core/services/score_store.ts";
 import type { Score } from "../../core/services/score_tree.ts";
 import { Scoreboard } from "../../core/services/scoreboard.ts";
-import { FrameClient } from "../_helpers/frame_client.ts";
+import { StageClient } from "../../core/client/mod.ts";
 import { REFERENCE, startFixture } from "../_helpers/stage_fixture.ts";
 
 const BATCH = 1024;
@@ -78,7 +78,7 @@ async function rankThroughStage(path: string, ids: string[]): Promise<number> {
     scripts: { "start.ts": RANKER },
     workers: 1,
   });
-  await using client = await FrameClient.connect(fixture.port(), "json");
+  await using client = await StageClient.connect({ port: fixture.port(), codec: "json" });
   const measure = async (rounds: number) => {
     await client.send({ ids, rounds, inflight: 64 });
     const result = await client.next<{ ms: number; sink: number }>(120_000);

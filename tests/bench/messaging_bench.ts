@@ -7,7 +7,7 @@
  * - submit throughput with 1 key vs 1,000 keys vs key 0 (baseline: 1 key),
  * - shared get() reads/s while another worker updates (baseline: a local variable).
  */
-import { FrameClient } from "../_helpers/frame_client.ts";
+import { StageClient } from "../../core/client/mod.ts";
 import { REFERENCE, startFixture } from "../_helpers/stage_fixture.ts";
 
 const SCRIPT = REFERENCE + `
@@ -91,7 +91,7 @@ export async function run(args: string[]): Promise<void> {
   const quick = args.includes("--quick");
   const scale = quick ? 0.2 : 1;
   await using fixture = await startFixture({ workers: 2, scripts: { "start.ts": SCRIPT } });
-  await using client = await FrameClient.connect(fixture.port(), "json");
+  await using client = await StageClient.connect({ port: fixture.port(), codec: "json" });
   const ask = async (command: Record<string, unknown>) => {
     await client.send(command);
     return await client.next<Record<string, number>>(120_000);

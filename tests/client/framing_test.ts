@@ -41,6 +41,34 @@ Deno.test("FrameSplitter copies frames out of the caller's reused buffer", () =>
   assert.deepEqual([...frame!], [7, 0, 0, 0, 1, 2, 3]);
 });
 
+Deno.test("FrameSplitter hands out one push's frames as views into one copy of the chunk", () => {
+  const chunk = new Uint8Array(3 * 6);
+  for (let i = 0; i < 3; i++) chunk.set(frameBytes(new Uint8Array([i, i])), i * 6);
+  const frames = new FrameSplitter(64).push(chunk);
+  chunk.fill(0xff);
+  assert.deepEqual(frames.map((frame) => [...frame]), [
+    [6, 0, 0, 0, 0, 0],
+    [6, 0, 0, 0, 1, 1],
+    [6, 0, 0, 0, 2, 2],
+  ]);
+  assert.notEqual(frames[0]!.buffer, chunk.buffer);
+  assert.equal(frames[1]!.buffer, frames[0]!.buffer, "one allocation per push, not per frame");
+});
+
+Deno.test("frameBytes pools small frames side by side without overlap; large ones stand alone", () => {
+  const small = Array.from({ length: 100 }, (_, i) => frameBytes(new Uint8Array(60).fill(i)));
+  small.forEach((frame, i) => {
+    assert.equal(frame.length, 64);
+    assert.equal(new DataView(frame.buffer, frame.byteOffset).getInt32(0, true), 64);
+    assert.ok(frame.subarray(4).every((byte) => byte === i), `frame ${i} kept its bytes`);
+  });
+  assert.equal(small[1]!.buffer, small[0]!.buffer, "small frames share a pooled buffer");
+  const large = frameBytes(new Uint8Array(4096).fill(7));
+  assert.equal(large.byteOffset, 0);
+  assert.equal(large.buffer.byteLength, 4100);
+  assert.equal(new DataView(large.buffer).getInt32(0, true), 4100);
+});
+
 Deno.test("FrameSplitter rejects headers above maxFrame or below the header size", () => {
   const big = new Uint8Array(4);
   new DataView(big.buffer).setInt32(0, 1025, true);
