@@ -10,18 +10,26 @@
 import { deserialize, serialize } from "node:v8";
 import type { Logger } from "@logtape/logtape";
 import { parseListenAddress } from "../net/listen_address.ts";
+import { frameOutLimit, udpOptions } from "../net/udp_address.ts";
 import { fromErrorRecord } from "../message/mod.ts";
 import type { ErrorRecord } from "../message/mod.ts";
 import {
+  CloseReason,
   type CloseReasonCode,
   closeReasonNames,
+  InjectMode,
+  type InterfaceAddress,
+  type MainControl,
   type SocketOpenInfo,
   ToMain,
 } from "../pool/wire.ts";
 import type { PlatformPort } from "./platform_port.ts";
+import { aton, ntoa } from "./net_address.ts";
 import { decodeFrame } from "./payload_codec.ts";
 import { describeScriptError, here } from "./script_error.ts";
 import { type ReceiveFunction, Socket, type SocketFormat } from "./socket.ts";
+import { DecryptError, type SocketCipher } from "./socket_crypto.ts";
+import { type ExportResolver, runSocketSubmit, sendSocketSubmit } from "./socket_submit.ts";
 
 /** `onAccept(socket)`: return `false` to refuse, or a receive function. */
 export type AcceptFunction = (socket: Socket) => false | ReceiveFunction | void;
@@ -61,10 +69,15 @@ interface Home {
   server: Server | undefined;
   /** The user fields as last sent to the main thread (for moving the socket). */
   fields?: Uint8Array;
+  /** A frame failed to decrypt: the socket is closing, its later frames are dropped. */
+  failed?: boolean;
 }
 
 /** Own properties of a socket that are not user fields. */
 const SOCKET_PROPERTIES = new Set(["id", "local", "remote", "receive", "moved"]);
+
+/** Where the synced fields keep `socket.crypto` (no script field can have this name). */
+const CRYPTO_FIELD = "\u0000crypto";
 
 /** The `broker` global of one worker. */
 export class Broker {
@@ -74,29 +87,30 @@ export class Broker {
   #joins = new Map<number, Join>();
   #nextJoin = 1;
   #sockets = new Map<number, Home>();
+  #resolve: ExportResolver | undefined;
 
-  constructor(port: PlatformPort, log: Logger) {
+  /** @param resolve loads `"file+export"` names for `broker.submit` */
+  constructor(port: PlatformPort, log: Logger, resolve?: ExportResolver) {
     this.#port = port;
     this.#log = log;
+    this.#resolve = resolve;
   }
 
   /**
-   * Listens on `url` (`"tcp://host:port?packet=IN,OUT&json"`, or
-   * `"ws://host:port/path?…"` for WebSocket clients: one message per frame);
+   * Listens on `url` (`"tcp://host:port?packet=IN,OUT&json"`,
+   * `"ws://host:port/path?…"` for WebSocket clients: one message per frame, or
+   * `"udp://host:port?…"`: one datagram per frame, each remote address a socket);
    * every accepted socket runs `onAccept` once, on the worker that takes it.
    *
-   * @throws TypeError for a malformed URL, a `udp://` URL, or a second `ready` on the same URL
+   * @throws TypeError for a malformed URL (or bad `udp://` options), or a second
+   *   `ready` on the same URL
    */
   ready(url: string, onAccept: AcceptFunction): ServerHandle {
     if (typeof onAccept !== "function") {
       throw new TypeError(`broker.ready("${url}"): onAccept must be a function`);
     }
     const address = parseListenAddress(url);
-    if (address.protocol === "udp") {
-      throw new TypeError(
-        `broker.ready("${url}"): only tcp:// and ws:// listeners are available so far`,
-      );
-    }
+    if (address.protocol === "udp") udpOptions(address, "listen", url);
     if (this.#servers.has(url)) {
       throw new TypeError(`broker.ready("${url}"): this worker already listens there`);
     }
@@ -128,7 +142,7 @@ export class Broker {
     this.#servers.set(url, {
       handle,
       onAccept,
-      format: { codec: address.codec, maxOut: address.maxOut },
+      format: { codec: address.codec, maxOut: frameOutLimit(address) },
       settle,
     });
     port.post({ type: "listen", url, ...here() });
@@ -137,7 +151,9 @@ export class Broker {
 
   /**
    * Connects out to `url` (same framing as `ready`); `onConnect` runs like
-   * `onAccept` once connected. Resolves with the socket.
+   * `onAccept` once connected. Resolves with the socket. For `udp://` the
+   * socket is a UDP socket of its own whose datagrams go to `host:port`, and
+   * the datagrams that address sends back are its frames.
    */
   join(url: string, onConnect: AcceptFunction): Promise<Socket> {
     if (typeof onConnect !== "function") {
@@ -146,6 +162,7 @@ export class Broker {
     let address;
     try {
       address = parseListenAddress(url);
+      if (address.protocol === "udp") udpOptions(address, "join", url);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -153,7 +170,7 @@ export class Broker {
     return new Promise<Socket>((resolve, reject) => {
       this.#joins.set(requestId, {
         url,
-        format: { codec: address.codec, maxOut: address.maxOut },
+        format: { codec: address.codec, maxOut: frameOutLimit(address) },
         onConnect,
         resolve,
         reject,
@@ -185,6 +202,53 @@ export class Broker {
   /** Injects `value` into socket `id` as if the client had sent it. */
   signal(id: number, value: unknown): void {
     this.#port.send(ToMain.Inject, id >>> 0, 0, serialize(value));
+  }
+
+  /**
+   * Runs `fn(...args)` in the socket's own order: on its home worker, queued
+   * behind the frames it has received so far, never at the same time as one of
+   * them. A numeric result runs it again after that many ms (behind what
+   * arrived meanwhile). Unlike `stage.submit(socket.id, …)`, whose number is a
+   * user key of its own, this shares the socket's order. Dropped once the
+   * socket is closed. `fn` travels as source (the sandbox rule: a function that
+   * uses an outer variable fails with `CapturedVariableError` where it runs, logged).
+   *
+   * @throws TypeError for a socket that is neither a socket nor an id, or a bad `fn`
+   */
+  submit(
+    socket: Socket | number,
+    fn: ((...args: never[]) => unknown) | string,
+    ...args: unknown[]
+  ): void {
+    const id = typeof socket === "number" ? socket : socket instanceof Socket ? socket.id : NaN;
+    if (!Number.isInteger(id) || id < 0 || id > 0xffff_ffff) {
+      throw new TypeError(`broker.submit: expected a socket or a socket id; got ${String(socket)}`);
+    }
+    sendSocketSubmit(this.#port, id, fn as (...args: unknown[]) => unknown, args);
+  }
+
+  /** An IP address as a number (IPv4, network order) or 16 bytes (IPv6); see {@link aton}. */
+  aton(address: string): number | Uint8Array {
+    return aton(address);
+  }
+
+  /** A number or 4/16 address bytes as text; see {@link ntoa}. */
+  ntoa(value: number | Uint8Array): string {
+    return ntoa(value);
+  }
+
+  /**
+   * The machine's network interface addresses. The main thread reads them
+   * (workers usually lack the `sys` permission this needs), hence a promise.
+   *
+   * @throws Error (rejects) when the main thread cannot read them
+   */
+  async ifaddr(): Promise<InterfaceAddress[]> {
+    const answer = await this.#port.request<Extract<MainControl, { type: "ifaddr-result" }>>(
+      (requestId) => ({ type: "ifaddr", requestId }),
+    );
+    if (answer.error !== undefined) throw fromErrorRecord(answer.error);
+    return answer.addresses ?? [];
   }
 
   /** Main thread answered a `listen` request. */
@@ -246,12 +310,17 @@ export class Broker {
     for (const key in socket) {
       if (!SOCKET_PROPERTIES.has(key)) (fields ??= {})[key] = socket[key];
     }
+    const crypto = home.socket.crypto;
+    if (crypto !== undefined) (fields ??= {})[CRYPTO_FIELD] = crypto;
     if (fields === undefined && home.fields === undefined) return;
     let bytes: Uint8Array;
     try {
       bytes = serialize(fields ?? {});
     } catch {
-      return; // fields that cannot be cloned (functions) stay on this worker only
+      // Fields that cannot be cloned (functions) stay on this worker only; the key must
+      // move with the socket all the same, or a moved socket would talk in the clear.
+      if (crypto === undefined) return;
+      bytes = serialize({ [CRYPTO_FIELD]: crypto });
     }
     if (home.fields !== undefined && sameBytes(home.fields, bytes)) return;
     home.fields = bytes;
@@ -275,15 +344,36 @@ export class Broker {
       this.#log.error("Frame for socket {id}, which this worker does not hold; dropped", { id });
       return undefined;
     }
+    if (home.failed) return undefined;
+    const cipher = home.socket.cipher;
+    if (cipher !== undefined) return this.#decrypted(home, cipher, frame);
     return this.#deliver(home, decodeFrame(frame, home.format.codec));
   }
 
-  /** A value injected by `broker.signal` (mode 0) or committed from another worker (mode 1). */
+  /** An encrypted socket's frame: decrypted, then decoded and delivered; else the socket closes. */
+  async #decrypted(home: Home, cipher: SocketCipher, frame: Uint8Array): Promise<unknown> {
+    let plain: Uint8Array;
+    try {
+      plain = await cipher.open(frame);
+    } catch (error) {
+      if (!(error instanceof DecryptError)) throw error;
+      // Only this socket: the main thread logs and counts the close (decrypt_failed).
+      home.failed = true;
+      home.socket.abort(CloseReason.DecryptFailed, error.message);
+      return undefined;
+    }
+    return this.#deliver(home, decodeFrame(plain, home.format.codec));
+  }
+
+  /** An `Inject` record: a `broker.signal` value, a commit from another worker, or a `broker.submit`. */
   inject(id: number, mode: number, body: Uint8Array): unknown {
     const home = this.#sockets.get(id);
     if (home === undefined) return undefined;
+    if (mode === InjectMode.Submit) {
+      return runSocketSubmit(id, body, this.#resolve, this.#port, this.#log);
+    }
     const value = deserialize(body);
-    if (mode === 1) {
+    if (mode === InjectMode.Commit) {
       home.socket.commit(value);
       return undefined;
     }
@@ -310,7 +400,20 @@ export class Broker {
 
   #adopt(id: number, info: SocketOpenInfo, format: SocketFormat, server: Server | undefined) {
     const moved = info.moved;
-    const socket = new Socket(id, info.local, info.remote, this.#port, format, moved !== undefined);
+    format.protocol ??= info.url.slice(0, Math.max(0, info.url.indexOf(":")));
+    const socket = new Socket(
+      id,
+      info.local,
+      info.remote,
+      this.#port,
+      format,
+      moved !== undefined,
+      (socket, error) =>
+        this.#log.error("Socket {id}: a frame could not be encrypted; closing it: {error}", {
+          id: socket.id,
+          error,
+        }),
+    );
     const home: Home = { socket, format, server };
     this.#sockets.set(id, home);
     if (moved !== undefined) {
@@ -320,7 +423,8 @@ export class Broker {
         home.fields = bytes;
         const fields = deserialize(bytes) as Record<string, unknown>;
         for (const [key, value] of Object.entries(fields)) {
-          if (!SOCKET_PROPERTIES.has(key)) {
+          if (key === CRYPTO_FIELD) this.#restoreCrypto(socket, value);
+          else if (!SOCKET_PROPERTIES.has(key)) {
             (socket as unknown as Record<string, unknown>)[key] = value;
           }
         }
@@ -329,6 +433,18 @@ export class Broker {
       socket.expire = server.handle.expire;
     }
     return socket;
+  }
+
+  #restoreCrypto(socket: Socket, options: unknown): void {
+    try {
+      socket.crypto = options as Socket["crypto"];
+    } catch (error) {
+      this.#log.error("Socket {id} moved without its encryption; closing it: {error}", {
+        id: socket.id,
+        error,
+      });
+      socket.close();
+    }
   }
 
   #accept(socket: Socket, onAccept: AcceptFunction, where: string): void {
@@ -355,6 +471,9 @@ export class Broker {
   #deliver(home: Home, data: unknown): unknown {
     const receive = home.socket.receive;
     if (receive === undefined) {
+      // A socket refused by onAccept (or closed) gets no warning per frame still
+      // arriving: a refused UDP peer may send many before it is forgotten.
+      if (home.socket.closed) return undefined;
       this.#log.warning("Socket {id} has no receive function; frame dropped", {
         id: home.socket.id,
       });

@@ -52,8 +52,42 @@ declare namespace Stage {
     expire: number;
     /** Flush cadence in ms (0 = once per scheduling turn). */
     commitMs: number;
+    /**
+     * Per-socket encryption (AES-GCM via WebCrypto, on the socket's home worker; tcp:// only).
+     * Setting `{ key, mode? }` encrypts every frame committed from then on and decrypts every
+     * frame handled after the current handler; `null` turns it off. Frame layout:
+     * `[u32 LE length][12-byte IV][ciphertext][16-byte tag]`, the plaintext being the frame the
+     * codec would send unencrypted. A frame that fails to decrypt closes the socket
+     * (`decrypt_failed`). Reading it gives `{ key, mode }` (a copy) or undefined. Throws
+     * `TypeError`/`RangeError` for bad options or off the socket's home worker.
+     */
+    get crypto(): { key: Uint8Array; mode: "aes-gcm" } | undefined;
+    set crypto(options: CryptoOptions | null | undefined);
+    /** Sets `crypto` and resolves once WebCrypto imported the key. */
+    setCrypto(options: CryptoOptions | null): Promise<void>;
     /** User-defined fields, kept with the socket. */
     [field: string]: unknown;
+  }
+
+  /** What `socket.crypto` takes: a raw AES key of 16, 24 or 32 bytes. */
+  interface CryptoOptions {
+    key: Uint8Array;
+    /** The only mode so far (the default). */
+    mode?: "aes-gcm";
+  }
+
+  /** One address of a network interface (`broker.ifaddr()`). */
+  interface InterfaceAddress {
+    /** Interface name, e.g. `"eth0"`, `"lo"`. */
+    name: string;
+    family: "IPv4" | "IPv6";
+    address: string;
+    netmask: string;
+    /** `"10.0.0.5/24"`. */
+    cidr: string;
+    /** IPv6 scope id (0 for IPv4). */
+    scopeid: number;
+    mac: string;
   }
 
   /** The handle returned by `broker.ready`. */
@@ -75,9 +109,20 @@ declare namespace Stage {
      * (`?json`, `?raw`). Frames are a 4-byte little-endian total length, then the payload.
      * `"ws://host:port/path?…"` serves WebSocket clients the same way: one message per frame
      * (text messages with `json`).
+     * `"udp://host:port?…"`: one datagram per frame (with `bson` the datagram is the document,
+     * with `json`/`raw` the payload alone; `IN`/`OUT` bound datagrams, at most 65,507 bytes), and
+     * each remote address is a socket: `commit` sends it a datagram, `close` forgets it, and it
+     * is forgotten after `expire` ms of silence (default 60,000). Datagrams that cannot be taken
+     * (over `IN`, a bad document, the peer's pending bound) are dropped and counted.
+     * Multicast: `?join=239.1.2.3` (a multicast host is joined anyway), `&if=127.0.0.1` the
+     * interface, `&loopback`, `&reuse` (SO_REUSEADDR).
      */
     ready(url: string, onAccept: Accept): Server;
-    /** Connects out with the same framing; resolves with the socket after `onConnect` ran. */
+    /**
+     * Connects out with the same framing; resolves with the socket after `onConnect` ran. With
+     * `"udp://host:port"` the socket sends datagrams to that address, and those it sends back
+     * are its frames.
+     */
     join(url: string, onConnect: Accept): Promise<Socket>;
     /** Closes sockets by id. */
     close(ids: number | number[]): void;
@@ -85,6 +130,31 @@ declare namespace Stage {
     f(id: number): Socket;
     /** Injects a value into a socket as if its client had sent it. */
     signal(id: number, value: unknown): void;
+    /**
+     * Runs `fn(...args)` in the socket's own order: on its home worker, behind the frames it
+     * received so far, never at the same time as one (unlike `stage.submit(socket.id, …)`, whose
+     * number is a key of its own). A numeric return value runs it again after that many ms.
+     * `fn` travels as source (no captured variables) or is `"file+export"`. Dropped once the
+     * socket closed.
+     */
+    submit(
+      socket: Socket | number,
+      fn: ((...args: Data[]) => unknown) | string,
+      ...args: unknown[]
+    ): void;
+    /**
+     * An IP address as a number: a dotted quad as a uint32 in network order (`"1.2.3.4"` →
+     * `0x01020304`), IPv6 as its 16 bytes. Throws `TypeError` (not an address) or `RangeError`.
+     */
+    aton(address: `${number}.${number}.${number}.${number}`): number;
+    aton(address: string): number | Uint8Array;
+    /**
+     * A number (also the signed result of `&`/`|`/`~`) or 4 bytes as a dotted quad; 16 bytes as
+     * canonical IPv6 text (`"2001:db8::1"`, `"::ffff:1.2.3.4"`).
+     */
+    ntoa(value: number | Uint8Array): string;
+    /** The machine's interface addresses (read by the main thread, hence a promise). */
+    ifaddr(): Promise<InterfaceAddress[]>;
   }
 
   /** Receives a loaded value and its info, or `[file, export]` on failure. */

@@ -53,7 +53,8 @@ export class ScriptHost {
     this.#port = options.port;
     this.#loader = options.loader;
     this.#log = options.log;
-    this.broker = new Broker(options.port, options.log);
+    // `broker.submit("file+export")` loads like `stage.submit` (`this.stage` exists by then).
+    this.broker = new Broker(options.port, options.log, (name) => this.stage.require(name));
     this.stage = new StageApi({
       id: options.stageId,
       worker: options.worker,

@@ -41,6 +41,12 @@ export {
   resolveCodec,
 } from "./codecs.ts";
 export {
+  type EncryptedCodec,
+  encryptedCodec,
+  type EncryptedCodecOptions,
+  ENCRYPTION_OVERHEAD_BYTES,
+} from "./crypto_codec.ts";
+export {
   DEFAULT_MAX_FRAME,
   FRAME_HEADER_BYTES,
   frameBytes,

@@ -192,6 +192,22 @@ export class FlowMonitor implements StageMonitor, Disposable {
         { labels: { stage: stage.id, direction: "out" }, value: totals.out },
       ];
     });
+    count("stage_udp_datagrams_total", "UDP datagrams received and sent", () => {
+      const totals = stage.broker.udpDatagrams();
+      return [
+        { labels: { stage: stage.id, direction: "in" }, value: totals.in },
+        { labels: { stage: stage.id, direction: "out" }, value: totals.out },
+      ];
+    });
+    count(
+      "stage_udp_dropped_total",
+      "UDP datagrams dropped, by reason (too_large, malformed, pending, …)",
+      () =>
+        [...stage.broker.udpDroppedByReason].map(([reason, value]) => ({
+          labels: { stage: stage.id, reason },
+          value,
+        })),
+    );
     count(
       "stage_worker_yields_total",
       "Cooperative yields (stage.yield, stage.slice, async API calls) by each worker (from 0 when it is replaced)",

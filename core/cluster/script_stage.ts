@@ -10,6 +10,7 @@ import { type BrokerLimits, BrokerService, type SocketHomes } from "../net/broke
 import type { Transport } from "../net/transport.ts";
 import type { FlowGate, PendingBound } from "../net/flow_gate.ts";
 import type { ConnectionQuota } from "../net/connection_quota.ts";
+import { denoNetworkInterfaces, type NetworkInterfaces } from "../net/network_interfaces.ts";
 import { FairScheduler, type ScheduledRecord } from "../pool/fair_scheduler.ts";
 import { IdleScheduler } from "../pool/idle_scheduler.ts";
 import { Watchdog } from "../pool/watchdog.ts";
@@ -32,7 +33,7 @@ import {
   type WorkerControl,
 } from "../pool/wire.ts";
 import { type Clock, oncePerTask } from "../time/mod.ts";
-import { lookupChain, packValues } from "../message/mod.ts";
+import { lookupChain, packValues, toErrorRecord } from "../message/mod.ts";
 import type { Bus } from "./local_bus.ts";
 import type { OnceRegistry } from "./once_registry.ts";
 
@@ -101,6 +102,8 @@ export interface ScriptStageOptions {
   quota?: ConnectionQuota;
   /** `#services` TCP addresses, shared with other processes (SO_REUSEPORT). */
   sharedAddresses?: readonly string[];
+  /** What `broker.ifaddr()` answers (default: `Deno.networkInterfaces`). */
+  networkInterfaces?: NetworkInterfaces;
 }
 
 /** Raised when a stage cannot start (script failed to load, address in use, …). */
@@ -589,6 +592,16 @@ export class ScriptStage {
     this.#options.log.error("Unknown record tag {tag} from a worker", { tag });
   }
 
+  /** `broker.ifaddr()`: workers usually lack the `sys` permission, so the main thread reads them. */
+  #answerIfaddr(worker: number, requestId: number): void {
+    try {
+      const addresses = (this.#options.networkInterfaces ?? denoNetworkInterfaces)();
+      this.#pool.post(worker, { type: "ifaddr-result", requestId, addresses });
+    } catch (error) {
+      this.#pool.post(worker, { type: "ifaddr-result", requestId, error: toErrorRecord(error) });
+    }
+  }
+
   #control(worker: number, message: WorkerControl): void {
     switch (message.type) {
       case "listen":
@@ -613,6 +626,9 @@ export class ScriptStage {
         return;
       case "once-forget":
         this.#options.once.forget(message.name);
+        return;
+      case "ifaddr":
+        this.#answerIfaddr(worker, message.requestId);
         return;
       case "waitfor":
         this.#waitfors.set(message.id, message.serial);

@@ -1,7 +1,8 @@
 /**
  * The main-thread half of `broker`: binds the addresses scripts listen on,
  * accepts and connects, gives each socket a home worker, moves frames into the
- * workers' rings and committed frames out to the sockets.
+ * workers' rings and committed frames out to the sockets. `udp://` addresses
+ * are served by a {@link UdpBroker}, whose peers are sockets like the others.
  *
  * @module
  */
@@ -17,6 +18,7 @@ import {
   ToWorker,
 } from "../pool/wire.ts";
 import type { Clock } from "../time/mod.ts";
+import type { BrokerSocket } from "./_broker_socket.ts";
 import { SocketLedger } from "./_socket_ledger.ts";
 import { type BrokerLimits, defaultBrokerLimits } from "./broker_limits.ts";
 import type { FlowGate } from "./flow_gate.ts";
@@ -24,7 +26,14 @@ import { Admission } from "./admission.ts";
 import { Connection, type ConnectionEvents } from "./connection.ts";
 import { ConnectionQuota, type RefusalReason, remoteIp } from "./connection_quota.ts";
 import { isSharedAddress, type ListenAddress, parseListenAddress } from "./listen_address.ts";
-import type { StreamConn, StreamListener, Transport } from "./transport.ts";
+import {
+  type DatagramTransport,
+  denoDatagramTransport,
+  type StreamConn,
+  type StreamListener,
+  type Transport,
+} from "./transport.ts";
+import { UdpBroker, type UdpDropReason, UdpEndpoint } from "./udp_broker.ts";
 import type { HandshakeFailure } from "./websocket_upgrade.ts";
 import { WebSocketGateway } from "./_websocket_gateway.ts";
 
@@ -106,12 +115,14 @@ export interface BrokerServiceOptions {
    * the other processes that do (SO_REUSEPORT); any other address is exclusive.
    */
   sharedAddresses?: readonly string[];
+  /** UDP sockets for `udp://` addresses (default: Deno's, which needs `--unstable-net`). */
+  datagrams?: DatagramTransport;
 }
 
 interface Server {
   url: string;
   address: ListenAddress;
-  listener: StreamListener;
+  listener: StreamListener | UdpEndpoint;
   /** Workers whose script registered this URL (only they may be a socket's home). */
   workers: Set<number>;
   expireMs: number;
@@ -120,14 +131,15 @@ interface Server {
 
 const MAX_SOCKET_ID = 0xffff_fffe;
 const encoder = new TextEncoder();
+const decoder = new TextDecoder();
 
 /** See the module documentation. */
 export class BrokerService {
   #options: BrokerServiceOptions;
   #limits: BrokerLimits;
   #servers = new Map<string, Server>();
-  #connections = new Map<number, Connection>();
-  #dirty = new Set<Connection>();
+  #connections = new Map<number, BrokerSocket>();
+  #dirty = new Set<BrokerSocket>();
   #nextId = 1;
   #closing = false;
   /** Accept loops; `undefined` until {@link startAccepting}. */
@@ -137,6 +149,7 @@ export class BrokerService {
   #quota: ConnectionQuota;
   /** `ws://` handshakes and closing handshakes. */
   #gateway: WebSocketGateway;
+  #udp: UdpBroker;
   #failedListens: { url: string; error: unknown }[] = [];
 
   constructor(options: BrokerServiceOptions) {
@@ -150,6 +163,23 @@ export class BrokerService {
       options.log,
       this.#limits.frameDeadlineMs,
     );
+    this.#udp = new UdpBroker({
+      datagrams: options.datagrams ?? denoDatagramTransport,
+      host: {
+        allocateId: () => this.#allocateId(),
+        bindHome: (id, eligible, worker) => options.scheduler.bind(id, eligible, worker),
+        announce: (peer, home, join) => this.#announce(peer, home, join),
+        frame: (peer, header, payload) => this.#frame(peer, header, payload),
+        closed: (peer, reason, detail) => this.#closed(peer, reason, detail),
+        joinFailed: (worker, requestId, error) => this.#joinFailed(worker, requestId, error),
+        acceptPaused: () => this.#admission.isClosed,
+      },
+      ledger: this.#ledger,
+      limits: this.#limits,
+      ...(options.gate === undefined ? {} : { gate: options.gate }),
+      clock: options.clock,
+      log: options.log,
+    });
   }
 
   /** Open sockets. */
@@ -189,6 +219,16 @@ export class BrokerService {
     return this.#gateway.failures;
   }
 
+  /** `udp://` datagrams dropped so far, by reason (see `UdpDropReason`). */
+  get udpDroppedByReason(): ReadonlyMap<UdpDropReason, number> {
+    return this.#udp.droppedByReason;
+  }
+
+  /** `udp://` datagrams received (dropped ones included) and sent so far. */
+  udpDatagrams(): { in: number; out: number } {
+    return this.#udp.datagrams;
+  }
+
   /** The listen (or join) URL of open socket `id`. */
   urlOf(id: number): string | undefined {
     return this.#connections.get(id)?.url;
@@ -225,16 +265,18 @@ export class BrokerService {
     const existing = this.#servers.get(url);
     if (existing !== undefined) {
       existing.workers.add(worker);
-      this.#options.workers.post(worker, { type: "listen-result", url });
+      this.#listenResult(existing, worker);
       return;
     }
     let address: ListenAddress;
-    let listener: StreamListener;
+    let listener: StreamListener | UdpEndpoint;
     try {
       address = parseListenAddress(url);
       const reusePort = address.port !== 0 &&
         isSharedAddress(this.#options.sharedAddresses ?? [], address.hostname, address.port);
-      listener = this.#options.transport.listen(address.hostname, address.port, { reusePort });
+      listener = address.protocol === "udp"
+        ? this.#udp.listen(url, address)
+        : this.#options.transport.listen(address.hostname, address.port, { reusePort });
     } catch (error) {
       this.#options.log.error("Stage {stage} cannot listen on {url}: {error}", {
         stage: this.#options.stageId,
@@ -263,11 +305,39 @@ export class BrokerService {
       address: listener.address,
       url,
     });
-    this.#options.workers.post(worker, { type: "listen-result", url });
+    if (listener instanceof UdpEndpoint) {
+      listener.ready.catch((error) => this.#groupsFailed(server, error));
+    }
+    this.#listenResult(server, worker);
     // Bound now (so errors surface at start), accepting only once every worker has
     // loaded the script: a socket accepted earlier could only be homed on the
     // workers registered so far.
     if (this.#accepting !== undefined) this.#startAccepting(server);
+  }
+
+  /** Answers a worker's `listen` once the address is ready (udp: its multicast groups joined). */
+  #listenResult(server: Server, worker: number): void {
+    const post = (error?: unknown) =>
+      this.#options.workers.post(worker, {
+        type: "listen-result",
+        url: server.url,
+        ...(error === undefined ? {} : { error: toErrorRecord(error) }),
+      });
+    if (!(server.listener instanceof UdpEndpoint)) return post();
+    server.listener.ready.then(() => post(), post);
+  }
+
+  /** A `udp://` listener could not join its multicast groups: it is closed. */
+  #groupsFailed(server: Server, error: unknown): void {
+    this.#options.log.error("Stage {stage} cannot listen on {url}: {error}", {
+      stage: this.#options.stageId,
+      url: server.url,
+      error,
+    });
+    this.#failedListens.push({ url: server.url, error });
+    if (this.#servers.get(server.url) === server) this.#servers.delete(server.url);
+    server.stopped = true;
+    server.listener.close();
   }
 
   /**
@@ -282,7 +352,10 @@ export class BrokerService {
 
   #startAccepting(server: Server): void {
     const loops = this.#accepting!;
-    const loop = this.#acceptLoop(server);
+    const listener = server.listener;
+    const loop = listener instanceof UdpEndpoint
+      ? this.#udp.serve(listener, server.url, server.address, server)
+      : this.#acceptLoop(server, listener);
     loops.add(loop);
     loop.finally(() => loops.delete(loop));
   }
@@ -319,6 +392,7 @@ export class BrokerService {
       this.#joinFailed(worker, requestId, error);
       return;
     }
+    if (address.protocol === "udp") return this.#udp.join(worker, url, address, requestId);
     this.#connect(url, address).then(
       (conn) => {
         if (this.#closing) {
@@ -352,7 +426,9 @@ export class BrokerService {
         return true;
       }
       case ToMain.Close:
-        this.#connections.get(a)?.closeAfterFlush();
+        // b = 0: `socket.close()`; else a close reason the worker found (`decrypt_failed`).
+        if (b === 0) this.#connections.get(a)?.closeAfterFlush();
+        else this.#connections.get(a)?.close(b as CloseReasonCode, decoder.decode(body));
         return true;
       case ToMain.Inject: {
         const home = this.#options.scheduler.workerOf(a);
@@ -437,6 +513,7 @@ export class BrokerService {
    */
   async close(graceMs: number): Promise<void> {
     this.#closing = true;
+    const udpClosed = this.#udp.close(); // no new joins from here on
     this.#admission.release(); // paused accept loops must end
     this.stopAccepting();
     this.flush();
@@ -448,10 +525,11 @@ export class BrokerService {
       connection.close(CloseReason.Shutdown, "");
     }
     await Promise.allSettled([...this.#accepting ?? []]);
+    await udpClosed;
     await this.#gateway.close();
   }
 
-  async #acceptLoop(server: Server): Promise<void> {
+  async #acceptLoop(server: Server, listener: StreamListener): Promise<void> {
     const log = this.#options.log;
     while (!server.stopped) {
       // Overloaded (or ramping up after it): new connections wait in the kernel's backlog.
@@ -459,7 +537,7 @@ export class BrokerService {
       if (server.stopped) return;
       let conn: StreamConn | undefined;
       try {
-        conn = await server.listener.accept();
+        conn = await listener.accept();
       } catch (error) {
         // Transient (e.g. out of file descriptors): keep the listener, back off briefly.
         log.warning("Accept failed on {url}: {error}", { url: server.url, error });
@@ -524,24 +602,32 @@ export class BrokerService {
       clock: this.#options.clock,
       log: this.#options.log,
     });
-    this.#connections.set(id, connection);
-    const info: SocketOpenInfo = { url, local: connection.local, remote: connection.remote };
-    if (join !== undefined) info.join = join;
-    this.#options.workers.send(home, ToWorker.Open, id, 0, encoder.encode(JSON.stringify(info)));
+    this.#announce(connection, home, join);
     connection.start();
     return connection;
   }
 
+  /** Registers an opened socket and tells its home worker. */
+  #announce(socket: BrokerSocket, home: number, join: number | undefined): void {
+    this.#connections.set(socket.id, socket);
+    const info: SocketOpenInfo = { url: socket.url, local: socket.local, remote: socket.remote };
+    if (join !== undefined) info.join = join;
+    const body = encoder.encode(JSON.stringify(info));
+    this.#options.workers.send(home, ToWorker.Open, socket.id, 0, body);
+  }
+
+  #frame(socket: BrokerSocket, header: Uint8Array, payload: Uint8Array | undefined): void {
+    const home = this.#options.scheduler.workerOf(socket.id);
+    if (home === undefined) return;
+    this.#options.workers.send(home, ToWorker.Frame, socket.id, 0, header, payload);
+  }
+
   #events: ConnectionEvents = {
-    frame: (connection, header, payload) => {
-      const home = this.#options.scheduler.workerOf(connection.id);
-      if (home === undefined) return;
-      this.#options.workers.send(home, ToWorker.Frame, connection.id, 0, header, payload);
-    },
+    frame: (connection, header, payload) => this.#frame(connection, header, payload),
     closed: (connection, reason, detail) => this.#closed(connection, reason, detail),
   };
 
-  #closed(connection: Connection, reason: CloseReasonCode, detail: string): void {
+  #closed(connection: BrokerSocket, reason: CloseReasonCode, detail: string): void {
     const id = connection.id;
     this.#connections.delete(id);
     this.#dirty.delete(connection);

@@ -1,6 +1,7 @@
 /**
  * Networking: framing, listen addresses, the broker's limits and connection quota,
- * and the WebSocket adapter that gives `ws://` listeners the same framed stream.
+ * the WebSocket adapter that gives `ws://` listeners the same framed stream, and
+ * the UDP options and peer broker of `udp://` addresses.
  *
  * @module
  */
@@ -41,3 +42,11 @@ export {
   MAX_HANDSHAKE_BYTES,
   WebSocketHandshakeError,
 } from "./websocket_upgrade.ts";
+export {
+  frameOutLimit,
+  isMulticast,
+  MAX_DATAGRAM_SIZE,
+  type UdpOptions,
+  udpOptions,
+} from "./udp_address.ts";
+export { DEFAULT_PEER_EXPIRE_MS, UdpBroker, type UdpDropReason } from "./udp_broker.ts";

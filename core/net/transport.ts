@@ -1,9 +1,10 @@
 /**
  * The runtime adapter of the network layer: the only place that calls
- * `Deno.listen` / `Deno.connect`.
+ * `Deno.listen` / `Deno.connect` / `Deno.listenDatagram`.
  *
  * @module
  */
+import { lookup } from "node:dns/promises";
 
 /** A byte stream connection as the network layer uses it. */
 export interface StreamConn {
@@ -159,5 +160,105 @@ export const denoTransport: Transport = {
   },
   async connect(hostname, port) {
     return wrap(await Deno.connect({ hostname, port, transport: "tcp" }));
+  },
+};
+
+/** One datagram received: its bytes (a view of the caller's buffer) and where it came from. */
+export interface Datagram {
+  bytes: Uint8Array;
+  hostname: string;
+  port: number;
+}
+
+/** A bound UDP socket as the network layer uses it. */
+export interface DatagramSocket {
+  /** The bound address, `"ip:port"` (the port is real even when 0 was asked for). */
+  readonly address: string;
+  readonly port: number;
+  /**
+   * The next datagram, copied into `buffer` (a longer one is cut to its size);
+   * `undefined` once the socket is closed. Throws on other failures.
+   */
+  receive(buffer: Uint8Array): Promise<Datagram | undefined>;
+  /** Sends one datagram to `hostname:port` (an IP address). */
+  send(bytes: Uint8Array, hostname: string, port: number): Promise<void>;
+  /**
+   * Joins a multicast group: IPv4 on the interface with that address, IPv6 on
+   * that index. The group is left when the socket closes.
+   */
+  joinMulticast(group: string, networkInterface: string | number): Promise<void>;
+  close(): void;
+}
+
+/** Binds UDP sockets and resolves host names to addresses. */
+export interface DatagramTransport {
+  bind(
+    hostname: string,
+    port: number,
+    options?: { loopback?: boolean; reuseAddress?: boolean },
+  ): DatagramSocket;
+  /** The IP address of `hostname` (itself when it is an address). */
+  resolve(hostname: string): Promise<string>;
+}
+
+/**
+ * The real datagram transport over Deno's UDP API (which needs `--unstable-net`).
+ *
+ * @example
+ * ```ts
+ * import { denoDatagramTransport } from "./transport.ts";
+ * const a = denoDatagramTransport.bind("127.0.0.1", 0);
+ * const b = denoDatagramTransport.bind("127.0.0.1", 0);
+ * await a.send(new Uint8Array([1, 2]), "127.0.0.1", b.port);
+ * const datagram = await b.receive(new Uint8Array(16));
+ * if (datagram?.port !== a.port || datagram.bytes.length !== 2) throw new Error("not received");
+ * a.close();
+ * b.close();
+ * ```
+ *
+ * @throws Error from `bind` when Deno runs without `--unstable-net`
+ */
+export const denoDatagramTransport: DatagramTransport = {
+  bind(hostname, port, options) {
+    if (typeof Deno.listenDatagram !== "function") {
+      throw new Error(
+        `Cannot bind udp://${formatAddress(hostname, port)}: UDP needs Deno's --unstable-net flag`,
+      );
+    }
+    const conn = Deno.listenDatagram({
+      hostname,
+      port,
+      transport: "udp",
+      ...(options?.loopback ? { loopback: true } : {}),
+      ...(options?.reuseAddress ? { reuseAddress: true } : {}),
+    });
+    const addr = conn.addr as Deno.NetAddr;
+    return {
+      address: formatAddress(addr.hostname, addr.port),
+      port: addr.port,
+      async receive(buffer) {
+        try {
+          const [bytes, from] = await conn.receive(buffer);
+          const remote = from as Deno.NetAddr;
+          return { bytes, hostname: remote.hostname, port: remote.port };
+        } catch (error) {
+          if (isClosedError(error)) return undefined;
+          throw error;
+        }
+      },
+      async send(bytes, hostname, port) {
+        await conn.send(bytes, { transport: "udp", hostname, port });
+      },
+      async joinMulticast(group, networkInterface) {
+        if (typeof networkInterface === "number") {
+          await conn.joinMulticastV6(group, networkInterface);
+        } else await conn.joinMulticastV4(group, networkInterface);
+      },
+      close: () => closeQuietly(conn),
+    };
+  },
+  async resolve(hostname) {
+    if (/^[\d.]+$/.test(hostname) || hostname.includes(":")) return hostname;
+    return (await lookup(hostname)).address;
   },
 };

@@ -19,7 +19,12 @@ export const ToWorker = {
   Frame: 2,
   /** A socket closed: a = socket id, b = {@link CloseReason}; body = UTF-8 detail. */
   Closed: 3,
-  /** A value injected with `broker.signal`: a = socket id; body = v8-serialized value. */
+  /**
+   * A value for socket a, by b ({@link InjectMode}): a `broker.signal` value or a
+   * commit from another worker (body = v8-serialized value), or a `broker.submit`
+   * call (body = packed `[fn, ...args]`). Queued in the socket's flow, in order
+   * with its frames.
+   */
   Inject: 4,
   /** Run the idle function (the main script's default export). */
   Idle: 5,
@@ -79,14 +84,18 @@ export function unpackTicket(word: number): { tag: number; slot: number; generat
 export const ToMain = {
   /** Queue a frame for writing: a = socket id; body (+ body2) = the whole frame. */
   Commit: 1,
-  /** Close a socket after its queued frames are written: a = socket id. */
+  /**
+   * Close a socket: a = socket id; b = 0 closes it after its queued frames are
+   * written, b = a {@link CloseReason} closes it at once with that reason (body =
+   * UTF-8 detail), e.g. `DecryptFailed`.
+   */
   Close: 2,
   /**
    * A ticketed record finished: a = its ticket ({@link ticketOf}), b = CPU
    * microseconds its handler ran synchronously; body = float64 epoch ms it started.
    */
   Done: 3,
-  /** `broker.signal(id, value)`: a = socket id; body = v8-serialized value. */
+  /** A value for socket a, forwarded as {@link ToWorker.Inject}: b = {@link InjectMode}. */
   Inject: 4,
   /** Set a socket option: a = socket id, b = {@link SocketOption}; body = float64 value. */
   SocketOption: 5,
@@ -236,6 +245,16 @@ export function decodeSignalHeader(body: Uint8Array): { header: SignalHeader; va
   return { header, values: body.subarray(4 + length) };
 }
 
+/** What an `Inject` record carries (its b). */
+export const InjectMode = {
+  /** `broker.signal(id, value)`: the value goes to the receive function. */
+  Signal: 0,
+  /** `socket.commit(value)` on a worker that is not the socket's home. */
+  Commit: 1,
+  /** `broker.submit(socket, fn, ...args)`: body = `packValues([fn, ...args])`. */
+  Submit: 2,
+} as const;
+
 /** Socket options a worker can set (tag {@link ToMain.SocketOption}). */
 export const SocketOption = {
   /** Idle timeout in milliseconds (0 = none). */
@@ -258,6 +277,8 @@ export const CloseReason = {
   FrameTooSmall: 9,
   /** A frame began but did not complete within the frame deadline (slowloris defence). */
   FrameDeadline: 10,
+  /** A frame of an encrypted socket (`socket.crypto`) failed to decrypt. */
+  DecryptFailed: 11,
 } as const;
 
 /** One of the {@link CloseReason} codes. */
@@ -276,6 +297,7 @@ export const closeReasonNames: Record<CloseReasonCode, string> = {
   8: "shutdown",
   9: "frame_too_small",
   10: "frame_deadline",
+  11: "decrypt_failed",
 };
 
 /** Body of {@link ToWorker.Open}. */
@@ -341,11 +363,33 @@ export interface WorkerInit {
   log: LogOptions;
 }
 
+/** One address of a network interface of the machine (`broker.ifaddr()`). */
+export interface InterfaceAddress {
+  /** Interface name, e.g. `"eth0"`, `"lo"`. */
+  name: string;
+  family: "IPv4" | "IPv6";
+  address: string;
+  netmask: string;
+  /** `address/prefix`, e.g. `"10.0.0.5/24"`. */
+  cidr: string;
+  /** IPv6 scope id (0 for IPv4). */
+  scopeid: number;
+  /** Hardware address, `"aa:bb:cc:dd:ee:ff"`. */
+  mac: string;
+}
+
 /** Control messages from the main thread to a worker. */
 export type MainControl =
   | WorkerInit
   | { type: "listen-result"; url: string; error?: ErrorRecord }
-  | { type: "once-result"; requestId: number; first: boolean };
+  | { type: "once-result"; requestId: number; first: boolean }
+  /** The answer to `ifaddr`: the addresses, or why they could not be read. */
+  | {
+    type: "ifaddr-result";
+    requestId: number;
+    addresses?: InterfaceAddress[];
+    error?: ErrorRecord;
+  };
 
 /** Control messages from a worker to the main thread. */
 export type WorkerControl =
@@ -358,6 +402,8 @@ export type WorkerControl =
   | { type: "join"; url: string; requestId: number }
   | { type: "once"; name: string; requestId: number }
   | { type: "once-forget"; name: string }
+  /** `broker.ifaddr()`: the machine's interface addresses (answered with `ifaddr-result`). */
+  | { type: "ifaddr"; requestId: number }
   /** A named waitfor was registered (`serial`: its messages run one at a time) or removed. */
   | { type: "waitfor"; id: string; serial: boolean; where?: string }
   | { type: "unwaitfor"; id: string };

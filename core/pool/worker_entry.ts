@@ -58,6 +58,12 @@ self.onmessage = (event: MessageEvent<MainControl>) => {
       resolve?.(message.first);
       return;
     }
+    case "ifaddr-result": {
+      const resolve = pending.get(message.requestId);
+      pending.delete(message.requestId);
+      resolve?.(message); // the broker reads addresses or error
+      return;
+    }
   }
 };
 

@@ -175,6 +175,9 @@ export class WorkerPool {
             fail(error.message, error);
           } else if (message.type === "once") {
             handle.post({ type: "once-result", requestId: message.requestId, first: false });
+          } else if (message.type === "ifaddr") {
+            // The probe's answers are thrown away with it: it only must not hang.
+            handle.post({ type: "ifaddr-result", requestId: message.requestId, addresses: [] });
           }
         };
         handle.onError = (message) => fail(message);
