@@ -126,7 +126,8 @@ Deno.test("a handler that spins after an await (its event loop blocked outside a
   assert.deepEqual(await spinReply, { id: 1, error: "WorkerTerminatedError" });
   assert.equal(load.received, load.sent, "a request was lost");
   const worst = Math.max(...load.latencies);
-  assert.ok(worst < 1000, `an echo round trip took ${Math.round(worst)} ms during the spin`);
+  // Far below the 5 s hard limit the spinner holds its worker for (slack for a loaded CI machine).
+  assert.ok(worst < 2500, `an echo round trip took ${Math.round(worst)} ms during the spin`);
   assert.equal(fixture.stage("calc").watchdog.terminations, 1);
 });
 
