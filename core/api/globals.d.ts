@@ -165,11 +165,14 @@ declare namespace Stage {
 
   /** `stage.waitfor`: see {@link StageApi.waitfor}. */
   interface Waitfor {
-    (
-      id: string | ((...args: Data[]) => unknown),
-      fn?: ((...args: Data[]) => unknown) | null,
-      ...bound: unknown[]
-    ): unknown;
+    /** Registers `fn` under a generated id (for one-off replies) and returns that id. */
+    (fn: (...args: Data[]) => unknown, ...bound: unknown[]): string;
+    /** Registers `fn` for message `id` (bound values first, then the message's); returns `id`. */
+    (id: string, fn: (...args: Data[]) => unknown, ...bound: unknown[]): string;
+    /** Unregisters `id`; true when it was registered. */
+    (id: string, fn: null): boolean;
+    /** The registration of `id`: `[fn, bound]`, or undefined. */
+    (id: string): [fn: (...args: Data[]) => unknown, bound: unknown[]] | undefined;
     /** Like `waitfor(id, fn, ...bound)`, but messages to `id` run one at a time, in arrival order. */
     serial(id: string, fn: (...args: Data[]) => unknown, ...bound: unknown[]): string;
   }
