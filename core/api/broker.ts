@@ -14,7 +14,6 @@ import { frameOutLimit, udpOptions } from "../net/udp_address.ts";
 import { fromErrorRecord } from "../message/mod.ts";
 import type { ErrorRecord } from "../message/mod.ts";
 import {
-  CloseReason,
   type CloseReasonCode,
   closeReasonNames,
   InjectMode,
@@ -23,37 +22,22 @@ import {
   type SocketOpenInfo,
   ToMain,
 } from "../pool/wire.ts";
+import { deliver, deliverFrame } from "./_broker_frames.ts";
+import { SocketHomes } from "./_socket_homes.ts";
 import type { PlatformPort } from "./platform_port.ts";
 import { aton, ntoa } from "./net_address.ts";
-import { decodeFrame } from "./payload_codec.ts";
-import { describeScriptError, here } from "./script_error.ts";
-import { type ReceiveFunction, Socket, type SocketFormat } from "./socket.ts";
-import { DecryptError, type SocketCipher } from "./socket_crypto.ts";
+import { here } from "./script_error.ts";
+import {
+  type AcceptFunction,
+  acceptSocket,
+  createListenServer,
+  type ListenServer,
+  type ServerHandle,
+} from "./server_handle.ts";
+import { Socket, type SocketFormat } from "./socket.ts";
 import { type ExportResolver, runSocketSubmit, sendSocketSubmit } from "./socket_submit.ts";
 
-/** `onAccept(socket)`: return `false` to refuse, or a receive function. */
-export type AcceptFunction = (socket: Socket) => false | ReceiveFunction | void;
-
-/** The handle `broker.ready` returns. */
-export interface ServerHandle {
-  /** The listen URL as given. */
-  readonly url: string;
-  /** Called on the socket's worker when one of this server's sockets closes. */
-  close: ((socket: Socket, reason: string) => void) | undefined;
-  /** Default idle timeout of this server's sockets, in ms (0 = none). */
-  expire: number;
-  /** Resolves once the address is bound (rejects if binding failed). */
-  readonly listening: Promise<void>;
-  /** Stops accepting new connections; open sockets stay. */
-  stop(): void;
-}
-
-interface Server {
-  handle: ServerHandle;
-  onAccept: AcceptFunction;
-  format: SocketFormat;
-  settle(error?: ErrorRecord): void;
-}
+export type { AcceptFunction, ServerHandle } from "./server_handle.ts";
 
 interface Join {
   url: string;
@@ -63,30 +47,14 @@ interface Join {
   reject(error: Error): void;
 }
 
-interface Home {
-  socket: Socket;
-  format: SocketFormat;
-  server: Server | undefined;
-  /** The user fields as last sent to the main thread (for moving the socket). */
-  fields?: Uint8Array;
-  /** A frame failed to decrypt: the socket is closing, its later frames are dropped. */
-  failed?: boolean;
-}
-
-/** Own properties of a socket that are not user fields. */
-const SOCKET_PROPERTIES = new Set(["id", "local", "remote", "receive", "moved"]);
-
-/** Where the synced fields keep `socket.crypto` (no script field can have this name). */
-const CRYPTO_FIELD = "\u0000crypto";
-
 /** The `broker` global of one worker. */
 export class Broker {
   #port: PlatformPort;
   #log: Logger;
-  #servers = new Map<string, Server>();
+  #servers = new Map<string, ListenServer>();
   #joins = new Map<number, Join>();
   #nextJoin = 1;
-  #sockets = new Map<number, Home>();
+  #sockets: SocketHomes;
   #resolve: ExportResolver | undefined;
 
   /** @param resolve loads `"file+export"` names for `broker.submit` */
@@ -94,6 +62,7 @@ export class Broker {
     this.#port = port;
     this.#log = log;
     this.#resolve = resolve;
+    this.#sockets = new SocketHomes(port, log);
   }
 
   /**
@@ -114,39 +83,11 @@ export class Broker {
     if (this.#servers.has(url)) {
       throw new TypeError(`broker.ready("${url}"): this worker already listens there`);
     }
-    let settle!: (error?: ErrorRecord) => void;
-    const listening = new Promise<void>((resolve, reject) => {
-      settle = (error) => error === undefined ? resolve() : reject(fromErrorRecord(error));
-    });
-    listening.catch(() => {}); // the main thread logs bind failures
-    const port = this.#port;
-    let expire = 0;
-    const handle: ServerHandle = {
-      url,
-      close: undefined,
-      listening,
-      get expire() {
-        return expire;
-      },
-      set expire(ms: number) {
-        if (typeof ms !== "number" || !Number.isFinite(ms) || ms < 0) {
-          throw new RangeError(`server.expire must be a non-negative number of ms; got ${ms}`);
-        }
-        expire = ms;
-        port.post({ type: "server-expire", url, ms });
-      },
-      stop() {
-        port.post({ type: "server-stop", url });
-      },
-    };
-    this.#servers.set(url, {
-      handle,
-      onAccept,
-      format: { codec: address.codec, maxOut: frameOutLimit(address) },
-      settle,
-    });
-    port.post({ type: "listen", url, ...here() });
-    return handle;
+    const format = { codec: address.codec, maxOut: frameOutLimit(address) };
+    const server = createListenServer(url, onAccept, format, this.#port);
+    this.#servers.set(url, server);
+    this.#port.post({ type: "listen", url, ...here() });
+    return server.handle;
   }
 
   /**
@@ -263,8 +204,8 @@ export class Broker {
       const join = this.#joins.get(info.join);
       this.#joins.delete(info.join);
       if (join === undefined) return;
-      const socket = this.#adopt(id, info, join.format, undefined);
-      this.#accept(socket, join.onConnect, `broker.join("${join.url}")`);
+      const socket = this.#sockets.adopt(id, info, join.format, undefined);
+      acceptSocket(socket, join.onConnect, `broker.join("${join.url}")`, this.#log);
       join.resolve(socket);
       return;
     }
@@ -277,9 +218,9 @@ export class Broker {
       this.#port.send(ToMain.Close, id, 0);
       return;
     }
-    const socket = this.#adopt(id, info, server.format, server);
-    this.#accept(socket, server.onAccept, `broker.ready("${info.url}")`);
-    this.#syncFields(id);
+    const socket = this.#sockets.adopt(id, info, server.format, server);
+    acceptSocket(socket, server.onAccept, `broker.ready("${info.url}")`, this.#log);
+    this.#sockets.syncFields(id);
   }
 
   /**
@@ -287,8 +228,7 @@ export class Broker {
    * running its close callback.
    */
   forget(id: number): void {
-    this.#sockets.get(id)?.socket.markClosed();
-    this.#sockets.delete(id);
+    this.#sockets.take(id)?.socket.markClosed();
   }
 
   /**
@@ -297,34 +237,9 @@ export class Broker {
    * has to move to another worker keeps them.
    */
   afterHandler(id: number, result: unknown): unknown {
-    if (result instanceof Promise) return result.finally(() => this.#syncFields(id));
-    this.#syncFields(id);
+    if (result instanceof Promise) return result.finally(() => this.#sockets.syncFields(id));
+    this.#sockets.syncFields(id);
     return result;
-  }
-
-  #syncFields(id: number): void {
-    const home = this.#sockets.get(id);
-    if (home === undefined) return;
-    const socket = home.socket as unknown as Record<string, unknown>;
-    let fields: Record<string, unknown> | undefined;
-    for (const key in socket) {
-      if (!SOCKET_PROPERTIES.has(key)) (fields ??= {})[key] = socket[key];
-    }
-    const crypto = home.socket.crypto;
-    if (crypto !== undefined) (fields ??= {})[CRYPTO_FIELD] = crypto;
-    if (fields === undefined && home.fields === undefined) return;
-    let bytes: Uint8Array;
-    try {
-      bytes = serialize(fields ?? {});
-    } catch {
-      // Fields that cannot be cloned (functions) stay on this worker only; the key must
-      // move with the socket all the same, or a moved socket would talk in the clear.
-      if (crypto === undefined) return;
-      bytes = serialize({ [CRYPTO_FIELD]: crypto });
-    }
-    if (home.fields !== undefined && sameBytes(home.fields, bytes)) return;
-    home.fields = bytes;
-    this.#port.send(ToMain.SocketFields, id >>> 0, 0, bytes);
   }
 
   /** An outgoing connection failed. */
@@ -344,25 +259,7 @@ export class Broker {
       this.#log.error("Frame for socket {id}, which this worker does not hold; dropped", { id });
       return undefined;
     }
-    if (home.failed) return undefined;
-    const cipher = home.socket.cipher;
-    if (cipher !== undefined) return this.#decrypted(home, cipher, frame);
-    return this.#deliver(home, decodeFrame(frame, home.format.codec));
-  }
-
-  /** An encrypted socket's frame: decrypted, then decoded and delivered; else the socket closes. */
-  async #decrypted(home: Home, cipher: SocketCipher, frame: Uint8Array): Promise<unknown> {
-    let plain: Uint8Array;
-    try {
-      plain = await cipher.open(frame);
-    } catch (error) {
-      if (!(error instanceof DecryptError)) throw error;
-      // Only this socket: the main thread logs and counts the close (decrypt_failed).
-      home.failed = true;
-      home.socket.abort(CloseReason.DecryptFailed, error.message);
-      return undefined;
-    }
-    return this.#deliver(home, decodeFrame(plain, home.format.codec));
+    return deliverFrame(home, frame, this.#log);
   }
 
   /** An `Inject` record: a `broker.signal` value, a commit from another worker, or a `broker.submit`. */
@@ -377,14 +274,13 @@ export class Broker {
       home.socket.commit(value);
       return undefined;
     }
-    return this.#deliver(home, value);
+    return deliver(home, value, this.#log);
   }
 
   /** Socket `id` closed; runs the server's close callback and forgets the socket. */
   closed(id: number, reason: number, body: Uint8Array): unknown {
-    const home = this.#sockets.get(id);
+    const home = this.#sockets.take(id);
     if (home === undefined) return undefined;
-    this.#sockets.delete(id);
     home.socket.markClosed();
     const callback = home.server?.handle.close;
     if (callback === undefined) return undefined;
@@ -397,94 +293,4 @@ export class Broker {
   get socketCount(): number {
     return this.#sockets.size;
   }
-
-  #adopt(id: number, info: SocketOpenInfo, format: SocketFormat, server: Server | undefined) {
-    const moved = info.moved;
-    format.protocol ??= info.url.slice(0, Math.max(0, info.url.indexOf(":")));
-    const socket = new Socket(
-      id,
-      info.local,
-      info.remote,
-      this.#port,
-      format,
-      moved !== undefined,
-      (socket, error) =>
-        this.#log.error("Socket {id}: a frame could not be encrypted; closing it: {error}", {
-          id: socket.id,
-          error,
-        }),
-    );
-    const home: Home = { socket, format, server };
-    this.#sockets.set(id, home);
-    if (moved !== undefined) {
-      socket.restoreOptions(moved.expire, moved.commitMs);
-      if (moved.fields !== undefined) {
-        const bytes = Uint8Array.from(atob(moved.fields), (c) => c.charCodeAt(0));
-        home.fields = bytes;
-        const fields = deserialize(bytes) as Record<string, unknown>;
-        for (const [key, value] of Object.entries(fields)) {
-          if (key === CRYPTO_FIELD) this.#restoreCrypto(socket, value);
-          else if (!SOCKET_PROPERTIES.has(key)) {
-            (socket as unknown as Record<string, unknown>)[key] = value;
-          }
-        }
-      }
-    } else if (server !== undefined && server.handle.expire > 0) {
-      socket.expire = server.handle.expire;
-    }
-    return socket;
-  }
-
-  #restoreCrypto(socket: Socket, options: unknown): void {
-    try {
-      socket.crypto = options as Socket["crypto"];
-    } catch (error) {
-      this.#log.error("Socket {id} moved without its encryption; closing it: {error}", {
-        id: socket.id,
-        error,
-      });
-      socket.close();
-    }
-  }
-
-  #accept(socket: Socket, onAccept: AcceptFunction, where: string): void {
-    let result;
-    try {
-      result = onAccept(socket);
-    } catch (error) {
-      this.#log.error("{where}: onAccept threw for socket {id}; closing it: {message}", {
-        where,
-        id: socket.id,
-        message: describeScriptError(error),
-        error,
-      });
-      socket.close();
-      return;
-    }
-    if (result === false) {
-      socket.close();
-      return;
-    }
-    if (typeof result === "function") socket.receive = result;
-  }
-
-  #deliver(home: Home, data: unknown): unknown {
-    const receive = home.socket.receive;
-    if (receive === undefined) {
-      // A socket refused by onAccept (or closed) gets no warning per frame still
-      // arriving: a refused UDP peer may send many before it is forgotten.
-      if (home.socket.closed) return undefined;
-      this.#log.warning("Socket {id} has no receive function; frame dropped", {
-        id: home.socket.id,
-      });
-      return undefined;
-    }
-    return receive(home.socket, data);
-  }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

@@ -7,7 +7,7 @@
  */
 import type { Logger } from "@logtape/logtape";
 import type { ProcessInfo } from "../pool/wire.ts";
-import { ToMain, ToWorker } from "../pool/wire.ts";
+import { decodeSignalHeader, ToMain, ToWorker } from "../pool/wire.ts";
 import type { ScriptLoader } from "../script/mod.ts";
 import { Broker } from "./broker.ts";
 import { type Bundle, createBundle } from "./bundle.ts";
@@ -113,6 +113,19 @@ export class ScriptHost {
   /** Whether the main script exported an idle function. */
   get hasIdle(): boolean {
     return this.#idle !== undefined;
+  }
+
+  /**
+   * Whether a record may run while the main script is still loading: a stage
+   * message whose waitfor is registered already — the reply to a top-level
+   * `await stage.request(…)`. Anything else (a named callback the script
+   * registers further down, new work) waits until the script has loaded.
+   */
+  runsWhileLoading(tag: number, body: Uint8Array): boolean {
+    if (tag !== ToWorker.Signal) return false;
+    const { header } = decodeSignalHeader(body);
+    return header.submit === undefined && header.thread === undefined &&
+      this.stage.messaging.registry.match(header.message) !== undefined;
   }
 
   /** Runs one ring record; a returned promise holds the record's key until it settles. */

@@ -86,6 +86,8 @@ export interface Flow {
   affinity: number | undefined;
   /** Free flow pinned to one worker. */
   pinned: boolean;
+  /** Pinned free flow of replies: its records may run while the worker is still starting. */
+  whileStarting: boolean;
   queue: Deque<Entry>;
   inFlight: number;
   deficit: number;
@@ -104,6 +106,11 @@ export interface Flow {
 /** The scheduler's view of one worker. */
 export interface WorkerState {
   available: boolean;
+  /**
+   * Its incarnation exists and loads its script (not ready yet): it takes only
+   * {@link Flow.whileStarting} records. False before it exists and once ready.
+   */
+  starting: boolean;
   stuck: boolean;
   /** Being replaced (a reload): takes no new work until its replacement starts. */
   retiring: boolean;

@@ -10,7 +10,8 @@
  *   time while it has records dispatched, in order;
  * - a **free** flow (unkeyed messages, per sender) is only a unit of fairness:
  *   its records run anywhere, concurrently; a free flow may be pinned to one
- *   worker (replies go to the worker that asked).
+ *   worker (replies go to the worker that asked, even while it still loads its
+ *   script: see {@link FairScheduler.workerStarting}).
  *
  * Records stay on the main thread until a worker has room, so the watchdog can
  * send work around a stuck worker: records it has not started are revoked
@@ -161,6 +162,11 @@ export class FairScheduler {
     return this.#workers[worker]?.available ?? false;
   }
 
+  /** Whether `worker` is still loading its script (it takes only replies meanwhile). */
+  starting(worker: number): boolean {
+    return this.#workers[worker]?.starting ?? false;
+  }
+
   // ---- socket homes (the broker service's view) ------------------------------------------
 
   /**
@@ -212,7 +218,11 @@ export class FairScheduler {
 
   /**
    * Queues an unordered record; `sender` groups records for fairness, `worker`
-   * pins it to one worker.
+   * pins it to one worker. `whileStarting` (pinned records only: replies and
+   * exact deliveries to that worker) lets it run while the worker is still
+   * loading its script — a top-level `await stage.request(…)` waits for it —
+   * where new work waits until the worker is ready. One sender's pinned records
+   * to a worker are all replies or none (they share a flow).
    */
   enqueueFree(
     sender: string,
@@ -221,12 +231,14 @@ export class FairScheduler {
     b: number,
     body: Uint8Array,
     worker?: number,
+    whileStarting = false,
   ) {
     const name = worker === undefined ? sender : `${sender}@${worker}`;
     const flow = this.#flow(this.#free, name, "free");
     if (worker !== undefined) {
       flow.affinity = worker;
       flow.pinned = true;
+      flow.whileStarting = whileStarting;
     }
     this.#enqueue(flow, tag, a, b, body);
   }
@@ -261,11 +273,24 @@ export class FairScheduler {
     if (this.#readyAny.length > 0) this.#pumpAll(true);
   }
 
+  /**
+   * Worker `worker` (a first start or a replacement) exists and loads its
+   * script: until {@link workerReady} it takes only replies (records queued
+   * with `whileStarting`).
+   */
+  workerStarting(worker: number): void {
+    const state = this.#workers[worker];
+    if (state === undefined || state.available) return;
+    state.starting = true;
+    this.#pump(worker);
+  }
+
   /** Worker `worker` started (or restarted) and takes work. */
   workerReady(worker: number): void {
     const state = this.#workers[worker];
     if (state === undefined) return;
     state.available = true;
+    state.starting = false;
     state.stuck = false;
     this.#pump(worker);
     this.#pumpAll();
@@ -311,7 +336,7 @@ export class FairScheduler {
     const state = this.#workers[worker];
     if (state === undefined || !state.stuck || state.retiring) return;
     state.stuck = false;
-    state.available = true;
+    state.available = !state.starting;
     this.#pump(worker);
   }
 
@@ -390,6 +415,7 @@ export class FairScheduler {
     for (let slot = 0; slot < CLAIM_SLOTS; slot++) free.push(slot);
     return {
       available,
+      starting: false,
       stuck: false,
       retiring: false,
       inFlight: 0,
@@ -412,6 +438,7 @@ export class FairScheduler {
         key,
         affinity: undefined,
         pinned: false,
+        whileStarting: false,
         queue: new Deque(),
         inFlight: 0,
         deficit: 0,
@@ -477,10 +504,32 @@ export class FairScheduler {
 
   #pump(worker: number): void {
     const state = this.#workers[worker];
-    if (state === undefined || !state.available) return;
+    if (state === undefined) return;
+    if (!state.available) {
+      if (state.starting && !state.stuck) this.#pumpReplies(worker, state);
+      return;
+    }
     while (this.#hasRoom(state, worker)) {
       const flow = this.#next(worker, state);
       if (flow === undefined) return;
+      this.#serve(flow, worker, state);
+    }
+  }
+
+  /**
+   * A starting worker takes only its reply flows (pinned there, so they wait in
+   * its own ready queue); the other flows keep their place in the queue.
+   */
+  #pumpReplies(worker: number, state: WorkerState): void {
+    const queue = state.ready;
+    for (let left = queue.length; left > 0 && this.#hasRoom(state, worker); left--) {
+      const flow = queue.shift()!;
+      if (flow.readyIn !== queue) continue; // stale: re-queued elsewhere since
+      if (!flow.whileStarting || flow.affinity !== worker) {
+        queue.push(flow);
+        continue;
+      }
+      flow.readyIn = undefined;
       this.#serve(flow, worker, state);
     }
   }

@@ -24,6 +24,7 @@ import {
   recordNames,
   ToMain,
   ToWorker,
+  UNCLAIMED_SLOT,
   type WorkerControl,
   type WorkerInit,
 } from "./wire.ts";
@@ -118,16 +119,6 @@ async function boot(init: WorkerInit): Promise<void> {
     shared: new SharedTable(init.shared),
   });
   host.installGlobals();
-  const preload = script.preload === undefined ? [] : await preloadNames(script.preload);
-  const preloader = script.preload === undefined ? undefined : new ScriptLoader({
-    packages: [script.preload],
-    reloadSeconds: script.reloadSeconds,
-    transpile: script.transpile,
-    clock: systemClock,
-  });
-  for (const name of preload) await preloader!.require(name);
-  await host.loadMain(script.main, []);
-  post({ type: "ready", idle: host.hasIdle });
 
   const running = host;
   const startedAt = new Uint8Array(8);
@@ -151,7 +142,7 @@ async function boot(init: WorkerInit): Promise<void> {
       now: () => performance.timeOrigin + performance.now(),
     },
   );
-  await runLoop(receiver, control, (word, a, b, body) => {
+  const run = (word: number, a: number, b: number, body: Uint8Array) => {
     const tag = word & 0xff;
     if (tag === ToWorker.Forget) {
       running.broker.forget(a);
@@ -159,7 +150,40 @@ async function boot(init: WorkerInit): Promise<void> {
     }
     // Inline unpackTicket (no object per record).
     executor.submit(keyOf(tag, a), tag, a, b, body, (word >>> 8) & 0xfff, (word >>> 20) & 0x7ff);
+  };
+  // The ring loop runs while the main script loads: a top-level
+  // `await stage.request(…)` needs its reply. Until "ready" the main thread sends
+  // only stage messages pinned to this worker; those no registered waitfor takes
+  // yet (a named callback registered further down), and anything else, are held
+  // back until the script has loaded — counted as blocked, so that the main
+  // thread's window keeps room for the replies.
+  let loaded = false;
+  const held: [number, number, number, Uint8Array][] = [];
+  const loop = runLoop(receiver, control, (word, a, b, body) => {
+    if (loaded || running.runsWhileLoading(word & 0xff, body)) {
+      run(word, a, b, body);
+      return;
+    }
+    held.push([word, a, b, body.slice()]);
+    if (((word >>> 8) & 0xfff) !== UNCLAIMED_SLOT) control.countBlocked(1);
   });
+  loop.catch(() => {}); // a failure while loading surfaces from the `await loop` below
+  const preload = script.preload === undefined ? [] : await preloadNames(script.preload);
+  const preloader = script.preload === undefined ? undefined : new ScriptLoader({
+    packages: [script.preload],
+    reloadSeconds: script.reloadSeconds,
+    transpile: script.transpile,
+    clock: systemClock,
+  });
+  for (const name of preload) await preloader!.require(name);
+  await host.loadMain(script.main, []);
+  loaded = true;
+  for (const [word, a, b, body] of held.splice(0)) {
+    if (((word >>> 8) & 0xfff) !== UNCLAIMED_SLOT) control.countBlocked(-1);
+    run(word, a, b, body);
+  }
+  post({ type: "ready", idle: host.hasIdle });
+  await loop;
 }
 
 /**

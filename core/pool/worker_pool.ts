@@ -10,13 +10,15 @@ import { fromErrorRecord } from "../message/mod.ts";
 import { RingBuffer, RingReceiver, RingSender } from "../ring/mod.ts";
 import { ClaimTable } from "./claim_table.ts";
 import { ControlBlock } from "./control_block.ts";
-import { MacrotaskYield } from "./macrotask_yield.ts";
+import { readRing } from "./_read_ring.ts";
+import { ReloadProbe, type WorkerBlocks } from "./_reload_probe.ts";
 import type { WorkerFactory, WorkerHandle } from "./worker_handle.ts";
 import {
   type MainControl,
   type ProcessInfo,
   type ScriptSettings,
   type WorkerControl,
+  type WorkerInit,
 } from "./wire.ts";
 
 /** Options of a {@link WorkerPool}. */
@@ -43,8 +45,20 @@ export interface WorkerPoolOptions {
    * before its replacement starts (its claim table is still the old one).
    */
   onWorkerLost(worker: number, reason: string): void;
+  /**
+   * Worker `worker` (a first start or a replacement) was created and loads its
+   * script: records sent to it from now on reach this incarnation, and it takes
+   * replies meanwhile (a top-level `await stage.request(…)` waits for one).
+   */
+  onWorkerStarting?(worker: number): void;
   /** Worker `worker` (a first start or a replacement) loaded its script and takes work. */
   onWorkerReady(worker: number): void;
+  /**
+   * A request (a message with a reply address) that the reload probe's top
+   * level sent: route it, and its reply reaches the probe through
+   * {@link WorkerPool.deliverToProbe}. Absent: the probe's requests go unanswered.
+   */
+  onProbeRequest?(body: Uint8Array): void;
 }
 
 interface Slot {
@@ -61,9 +75,6 @@ interface Slot {
   idle: boolean;
 }
 
-/** Longest stretch a read loop runs before letting I/O in. */
-const YIELD_EVERY_MS = 2;
-
 /** Raised when a worker cannot load the stage's script. */
 export class WorkerStartError extends Error {
   override name = "WorkerStartError";
@@ -76,6 +87,8 @@ export class WorkerPool {
   #closed = false;
   #generation = 0;
   #detached: ClaimTable | undefined;
+  /** The running reload probe (its worker index is {@link size}). */
+  #probe: ReloadProbe | undefined;
 
   constructor(options: WorkerPoolOptions) {
     if (!Number.isInteger(options.size) || options.size < 1) {
@@ -147,62 +160,54 @@ export class WorkerPool {
   /**
    * Loads the stage's script in a throw-away worker, to learn whether it
    * loads at all, before live workers are replaced. Its records, listens and
-   * side effects are ignored (`stage.once` is answered "already done").
+   * side effects are ignored (`stage.once` is answered "already done"), except
+   * its requests: see {@link WorkerPoolOptions.onProbeRequest}.
    *
    * @throws {WorkerStartError} the script does not load (the message names why)
    */
   async probe(timeoutMs = 30_000): Promise<void> {
     const options = this.#options;
-    const inbound = RingBuffer.create(1 << 16);
-    const outbound = RingBuffer.create(1 << 16);
-    const inboundBell = new MessageChannel();
-    const outboundBell = new MessageChannel();
-    const handle = options.factory(options.size, `${options.stageId}#probe`);
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    const probe = new ReloadProbe({
+      stageId: options.stageId,
+      index: options.size,
+      handle: options.factory(options.size, `${options.stageId}#probe`),
+      init: (blocks) => this.#init(options.size, blocks),
+      ...(options.onProbeRequest === undefined ? {} : { onRequest: options.onProbeRequest }),
+    });
+    this.#probe = probe;
     try {
-      await new Promise<void>((resolve, reject) => {
-        const fail = (why: string, cause?: unknown) =>
-          reject(
-            new WorkerStartError(`Stage "${options.stageId}" script does not load: ${why}`, {
-              cause,
-            }),
-          );
-        timer = setTimeout(() => fail(`no answer within ${timeoutMs} ms`), timeoutMs);
-        handle.onControl = (message) => {
-          if (message.type === "ready") resolve();
-          else if (message.type === "failed") {
-            const error = fromErrorRecord(message.error);
-            fail(error.message, error);
-          } else if (message.type === "once") {
-            handle.post({ type: "once-result", requestId: message.requestId, first: false });
-          } else if (message.type === "ifaddr") {
-            // The probe's answers are thrown away with it: it only must not hang.
-            handle.post({ type: "ifaddr-result", requestId: message.requestId, addresses: [] });
-          }
-        };
-        handle.onError = (message) => fail(message);
-        handle.post({
-          type: "init",
-          index: options.size,
-          stageId: options.stageId,
-          inbound: inbound.buffer,
-          outbound: outbound.buffer,
-          inboundBell: inboundBell.port2,
-          outboundBell: outboundBell.port2,
-          control: ControlBlock.create().buffer,
-          claims: ClaimTable.create().buffer,
-          shared: options.shared,
-          script: options.script,
-          process: options.process,
-          log: options.log,
-        }, [inboundBell.port2, outboundBell.port2]);
-      });
+      await probe.run(timeoutMs);
+    } catch (error) {
+      throw new WorkerStartError(
+        `Stage "${options.stageId}" script does not load: ${(error as Error).message}`,
+        { cause: (error as Error).cause ?? error },
+      );
     } finally {
-      clearTimeout(timer);
-      handle.terminate();
-      inboundBell.port1.close();
-      outboundBell.port1.close();
+      if (this.#probe === probe) this.#probe = undefined;
     }
+  }
+
+  /**
+   * Hands a stage message addressed to the reload probe's worker index
+   * ({@link size}) to the running probe. Returns false when no probe runs.
+   */
+  deliverToProbe(body: Uint8Array): boolean {
+    return !this.#closed && this.#probe !== undefined && this.#probe.deliver(body);
+  }
+
+  /** The first message to worker `index`. */
+  #init(index: number, blocks: WorkerBlocks): WorkerInit {
+    const options = this.#options;
+    return {
+      type: "init",
+      index,
+      stageId: options.stageId,
+      ...blocks,
+      shared: options.shared,
+      script: options.script,
+      process: options.process,
+      log: options.log,
+    };
   }
 
   /** Sends a control message to one worker. */
@@ -267,13 +272,14 @@ export class WorkerPool {
       idle: false,
     };
     this.#slots[index] = slot;
+    // Read it from the start: a top-level `await stage.request(…)` sends before "ready".
+    void this.#readLoop(slot);
     return new Promise<void>((resolve, reject) => {
       let ready = false;
       handle.onControl = (message) => {
         if (message.type === "ready") {
           ready = true;
           slot.idle = message.idle;
-          this.#readLoop(slot);
           resolve();
           options.onWorkerReady(index);
         } else if (message.type === "failed") {
@@ -301,21 +307,18 @@ export class WorkerPool {
         }
         void this.#replace(slot, message);
       };
-      handle.post({
-        type: "init",
-        index,
-        stageId: options.stageId,
-        inbound: inbound.buffer,
-        outbound: outbound.buffer,
-        inboundBell: inboundBell.port2,
-        outboundBell: outboundBell.port2,
-        control: control.buffer,
-        claims: slot.claims.buffer,
-        shared: options.shared,
-        script: options.script,
-        process: options.process,
-        log: options.log,
-      }, [inboundBell.port2, outboundBell.port2]);
+      handle.post(
+        this.#init(index, {
+          inbound: inbound.buffer,
+          outbound: outbound.buffer,
+          inboundBell: inboundBell.port2,
+          outboundBell: outboundBell.port2,
+          control: control.buffer,
+          claims: slot.claims.buffer,
+        }),
+        [inboundBell.port2, outboundBell.port2],
+      );
+      options.onWorkerStarting?.(index);
     });
   }
 
@@ -342,26 +345,13 @@ export class WorkerPool {
     slot.handle.terminate();
   }
 
-  async #readLoop(slot: Slot): Promise<void> {
+  #readLoop(slot: Slot): Promise<void> {
     const options = this.#options;
-    const onRecord = (tag: number, a: number, b: number, body: Uint8Array) =>
-      options.onRecord(slot.index, tag, a, b, body);
-    const signal = slot.abort.signal;
-    using pause = new MacrotaskYield(YIELD_EVERY_MS);
-    while (!signal.aborted) {
-      const count = slot.receiver.drain(onRecord);
-      if (count > 0) {
-        options.onTurnEnd(slot.index);
-        // A busy worker must not starve sockets, timers and the other workers' loops.
-        await pause.maybe();
-        continue;
-      }
-      try {
-        await slot.receiver.wait(undefined, signal);
-      } catch {
-        return; // aborted
-      }
-      pause.reset();
-    }
+    return readRing(
+      slot.receiver,
+      slot.abort.signal,
+      (tag, a, b, body) => options.onRecord(slot.index, tag, a, b, body),
+      () => options.onTurnEnd(slot.index),
+    );
   }
 }

@@ -105,8 +105,12 @@ Deno.test("local bus: an overloaded process leaves routing at once and rejoins a
       "b overloaded",
       () => hub.members.some((m) => m.endpoint === "n/1" && m.state === "overloaded"),
     );
-    // The hub has told every process by now; give a's copy of the news a moment to land.
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // The sender decides the routing: wait until a's own view has the news.
+    await until(
+      "a sees b overloaded",
+      () =>
+        running[0]!.routes().peers.some((p) => p.endpoint === "n/1" && p.state === "overloaded"),
+    );
     const during = await ask(20);
     assert.deepEqual(new Set(during), new Set(["a"]), "no routed work for the overloaded process");
 
