@@ -49,6 +49,11 @@ export interface EndpointInfo {
    * aggregates this machine's processes.
    */
   admin?: string;
+  /**
+   * With `#cluster`: it can keep the cluster's ordering locks, since this
+   * wall-clock time (ms; its start). The oldest such endpoint keeps them.
+   */
+  lockKeeperSince?: number;
 }
 
 /** How busy an endpoint is. */

@@ -5,8 +5,9 @@
  * subject of its own. Routing stays with the {@link ProcessBus}: it sees these
  * endpoints next to its own machine's and sends to them through here.
  *
- * Subjects: `stage.members` (heartbeats: JSON `{ info, leaseMs }`; a lease of
- * 0 says goodbye) and `stage.ep.<hex of the endpoint>` (stage messages as
+ * Subjects: `stage.members` (heartbeats: JSON `{ info, leaseMs, hello? }`; a
+ * lease of 0 says goodbye; `hello: true` on a process's first one asks the
+ * others to announce themselves at once, not at their next heartbeat) and `stage.ep.<hex of the endpoint>` (stage messages as
  * `encodeSignal` laid them out).
  *
  * @module
@@ -47,6 +48,8 @@ export interface NatsPeersOptions {
   onMessage(message: Uint8Array): void;
   /** Endpoints whose lease ended (or that said goodbye). */
   onGone(endpoints: Set<string>): void;
+  /** {@link NatsPeers.peers} changed: an endpoint joined, left or announced a change. */
+  onChange?(): void;
   /** This process's load, sent with every heartbeat. */
   load?(): EndpointLoad;
 }
@@ -61,6 +64,8 @@ export class NatsPeers implements AsyncDisposable {
   #subscriptions: LinkSubscription[] = [];
   #timer: TimerHandle;
   #heartbeatMs: number;
+  /** Whether this process's first lease (its hello) went out. */
+  #greeted = false;
 
   private constructor(options: NatsPeersOptions) {
     this.#options = options;
@@ -133,18 +138,20 @@ export class NatsPeers implements AsyncDisposable {
     if (this.#info === undefined || !this.#options.link.connected) return;
     const load = this.#options.load?.();
     const info = load === undefined ? this.#info : { ...this.#info, load };
+    const hello = !this.#greeted && leaseMs > 0;
     try {
       this.#options.link.publish(
         MEMBERS_SUBJECT,
-        encoder.encode(JSON.stringify({ info, leaseMs })),
+        encoder.encode(JSON.stringify(hello ? { info, leaseMs, hello } : { info, leaseMs })),
       );
+      if (hello) this.#greeted = true;
     } catch {
       // Disconnected: the link logs it; our lease runs out at the others unless we return in time.
     }
   }
 
   #heard(bytes: Uint8Array): void {
-    let lease: { info: EndpointInfo; leaseMs: number };
+    let lease: { info: EndpointInfo; leaseMs: number; hello?: boolean };
     try {
       lease = JSON.parse(decoder.decode(bytes));
       if (typeof lease.info?.endpoint !== "string" || typeof lease.leaseMs !== "number") {
@@ -168,10 +175,12 @@ export class NatsPeers implements AsyncDisposable {
       });
     }
     const known = this.#leases.get(info.endpoint);
-    if (known === undefined || JSON.stringify(known.info) !== JSON.stringify(info)) {
-      this.#list = undefined;
-    }
+    const changed = known === undefined || JSON.stringify(known.info) !== JSON.stringify(info);
+    if (changed) this.#list = undefined;
     this.#leases.set(info.endpoint, { info, until: this.#options.clock.now() + leaseMs });
+    // A newcomer learns of us now rather than at our next heartbeat.
+    if (lease.hello === true) this.#publishLease(this.#heartbeatMs * LEASE_HEARTBEATS);
+    if (changed) this.#options.onChange?.();
   }
 
   #forget(gone: Set<string>): void {
@@ -179,7 +188,9 @@ export class NatsPeers implements AsyncDisposable {
       if (!this.#leases.delete(endpoint)) gone.delete(endpoint);
       else this.#options.log.info("Remote endpoint {endpoint} left", { endpoint });
     }
-    if (gone.size > 0) this.#list = undefined;
-    if (gone.size > 0) this.#options.onGone(gone);
+    if (gone.size === 0) return;
+    this.#list = undefined;
+    this.#options.onGone(gone);
+    this.#options.onChange?.();
   }
 }

@@ -10,7 +10,9 @@
  * - `local` (`"=stage:msg"`): like `one`, among the instances on this machine
  *   (the hub connects one machine, so that is all of them);
  * - `remote` (`"+stage:msg"`): like `one`, among other machines' (none here);
- * - replies and exact deliveries (`to`): to the process that asked.
+ * - replies and exact deliveries (`to`): to the process that asked;
+ * - ordering locks: the hub keeps them (machine-wide), or with `#cluster` the
+ *   cluster's lock keeper ({@link ClusterLocks}: cluster-wide).
  *
  * A message that leaves the process is stamped with where it came from
  * (`from.at`, `reply.at`), so answers find their way back. A message nobody
@@ -39,6 +41,7 @@ import {
 } from "./bus_frames.ts";
 import { type BusConnection, connectBus, framedConnection } from "./bus_socket.ts";
 import type { Bus, BusMember, BusView } from "./local_bus.ts";
+import { ClusterLocks } from "./cluster_locks.ts";
 import type { NatsLink } from "./nats_link.ts";
 import { NatsPeers } from "./nats_peers.ts";
 import type { Clock } from "../time/mod.ts";
@@ -87,6 +90,9 @@ export class ProcessBus implements Bus, AsyncDisposable {
   /** Other machines: the primary cluster's, then the backup cluster's. */
   #remotes: { peers: NatsPeers; link: NatsLink }[] = [];
   #allowRemoteCode = false;
+  /** With `#cluster`: the cluster's ordering locks, and since when this process can keep them. */
+  #locks: ClusterLocks | undefined;
+  #lockKeeperSince: number | undefined;
   #log: Logger;
   #peers: EndpointInfo[] = [];
   #cursors = new Map<string, number>();
@@ -117,6 +123,7 @@ export class ProcessBus implements Bus, AsyncDisposable {
       if (!this.#open) return;
       this.#open = false;
       this.#peers = [];
+      this.#locks?.refresh();
       this.#log.error(
         "Lost the local bus (hub {path}): messages to other processes fail until restart",
         { path: options.path },
@@ -130,6 +137,7 @@ export class ProcessBus implements Bus, AsyncDisposable {
     const nats = options.nats;
     if (nats !== undefined) {
       bus.#allowRemoteCode = nats.allowRemoteCode;
+      bus.#lockKeeperSince = nats.clock.wallNow();
       for (const link of nats.backup === undefined ? [nats.link] : [nats.link, nats.backup]) {
         const peers = NatsPeers.start({
           link,
@@ -139,15 +147,36 @@ export class ProcessBus implements Bus, AsyncDisposable {
           log: options.log,
           ...(nats.heartbeatMs === undefined ? {} : { heartbeatMs: nats.heartbeatMs }),
           onMessage: (message) => bus.#arrived(message, true),
-          onGone: (gone) => bus.#failAwaiting(gone),
+          onGone: (gone) => {
+            bus.#failAwaiting(gone);
+            bus.#locks?.gone(gone);
+          },
+          onChange: () => bus.#locks?.refresh(),
           ...(options.load === undefined ? {} : { load: options.load }),
         });
         bus.#remotes.push({ peers, link });
       }
+      bus.#locks = new ClusterLocks({
+        endpoint: options.endpoint,
+        clock: nats.clock,
+        log: options.log,
+        members: () => [bus.#info(), ...bus.peers],
+        send: (endpoint, message) => bus.#sendTo(endpoint, message),
+        deliver: (header, body) => {
+          const member = bus.#members.get(header.stage);
+          if (member !== undefined) member.deliver(header, body);
+          else bus.#undeliverable(header, `no stage "${header.stage}" in this process`);
+        },
+      });
     }
     bus.#connection.send(encodeControl(BusFrame.Hello, bus.#info()));
     for (const remote of bus.#remotes) remote.peers.announce(bus.#info());
     return bus;
+  }
+
+  /** With `#cluster`: who keeps the cluster's ordering locks, and (on the keeper) their state. */
+  get locks(): Pick<ClusterLocks, "keeper" | "inspect"> | undefined {
+    return this.#locks;
   }
 
   /** While true this process takes no routed work from the others (overloaded). */
@@ -230,8 +259,9 @@ export class ProcessBus implements Bus, AsyncDisposable {
   route(body: Uint8Array): void {
     const { header, values } = decodeSignalHeader(body);
     if (header.lock !== undefined) {
-      // Locks are machine-wide: the hub keeps them.
-      this.#send(undefined, header, values, BusFrame.Lock);
+      // Cluster-wide with #cluster (the keeper); else machine-wide (the hub).
+      if (this.#locks !== undefined) this.#locks.request(header, values);
+      else this.#send(undefined, header, values, BusFrame.Lock);
       return;
     }
     if (header.to !== undefined && header.to !== this.endpoint) {
@@ -287,6 +317,7 @@ export class ProcessBus implements Bus, AsyncDisposable {
   close(): void {
     this.#open = false;
     this.#connection.close();
+    this.#locks?.close();
     for (const { peers, link } of this.#remotes) {
       peers.close();
       link.close().catch(() => {});
@@ -307,6 +338,7 @@ export class ProcessBus implements Bus, AsyncDisposable {
       stages: [...this.#members.keys()].filter((id) => !id.startsWith("#")),
       state: this.#state,
       ...(this.#admin === undefined ? {} : { admin: this.#admin }),
+      ...(this.#lockKeeperSince === undefined ? {} : { lockKeeperSince: this.#lockKeeperSince }),
     };
   }
 
@@ -380,6 +412,7 @@ export class ProcessBus implements Bus, AsyncDisposable {
       for (const peer of frame.members) gone.delete(peer.endpoint);
       this.#peers = frame.members;
       if (gone.size > 0) this.#failAwaiting(gone);
+      this.#locks?.gone(gone);
       return;
     }
     if (frame.type !== BusFrame.Deliver) {
@@ -397,6 +430,10 @@ export class ProcessBus implements Bus, AsyncDisposable {
       ({ header, values } = decodeSignalHeader(message));
     } catch (error) {
       this.#log.error("Bad stage message from another process: {error}", { error });
+      return;
+    }
+    if (header.lock !== undefined && this.#locks !== undefined) {
+      this.#locks.arrived(header, values); // a request for the keeper, or a grant
       return;
     }
     if (remote && !this.#allowRemoteCode && header.lock === undefined && carriesCode(values)) {
