@@ -14,8 +14,8 @@ import { describeStall } from "./_stage_control.ts";
 export interface WorkerInfo {
   stage: string;
   worker: number;
-  /** `stuck`: past the time slice, its work goes elsewhere; `replacing`: a reload. */
-  state: "idle" | "busy" | "stuck" | "replacing";
+  /** `starting`: loading its script (a start or replacement); `stuck`: past the time slice, its work goes elsewhere; `replacing`: a reload. */
+  state: "starting" | "idle" | "busy" | "stuck" | "replacing";
   /** What it runs now (a handler, with its script position when known), or null. */
   task: string | null;
   /** How long the current record has run, ms. */
@@ -66,6 +66,8 @@ export function workerInfos(source: WorkerInfoSource): WorkerInfo[] {
       worker,
       state: source.replacing.has(worker)
         ? "replacing"
+        : scheduler.starting(worker)
+        ? "starting"
         : !scheduler.available(worker)
         ? "stuck"
         : running
