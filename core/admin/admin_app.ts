@@ -15,6 +15,7 @@ import type { AdminSources } from "./admin_sources.ts";
 import { dashboardResponse } from "./dashboard_page.ts";
 import { sameToken } from "./_bearer_token.ts";
 import { json } from "./_json.ts";
+import { sendFailureStatus } from "./_http_error.ts";
 
 /** Options of {@link adminApp}. */
 export interface AdminAppOptions {
@@ -65,21 +66,6 @@ function errorResponse(error: unknown): Response {
   const message = error instanceof Error ? error.message : String(error);
   const status = name === "AdminUnavailableError" ? 501 : 500;
   return json({ error: { name, message } }, status);
-}
-
-/** The HTTP status of a failed signal: by error name, as errors are rebuilt across threads. */
-function signalStatus(name: string): number {
-  switch (name) {
-    case "RequestTimeoutError":
-      return 504;
-    case "StageNotFoundError":
-    case "WaitforNotFoundError":
-      return 404;
-    case "AdminUnavailableError":
-      return 501;
-    default:
-      return 502;
-  }
 }
 
 function describe(value: unknown): string {
@@ -272,7 +258,7 @@ export function adminApp(sources: AdminSources, options: AdminAppOptions = {}): 
     } catch (error) {
       const name = error instanceof Error ? error.name : "Error";
       const message = error instanceof Error ? error.message : String(error);
-      return json({ error: { name, message } }, signalStatus(name));
+      return json({ error: { name, message } }, sendFailureStatus(name));
     }
     return json({ reply: reply ?? null });
   });

@@ -194,6 +194,18 @@ function addCounts(into: Record<string, number>, from: ReadonlyMap<string, numbe
   for (const [key, value] of from) into[key] = (into[key] ?? 0) + value;
 }
 
+/** A {@link SocketsReport} with nothing in it, to add to. */
+export function emptySocketsReport(): SocketsReport {
+  return {
+    open: 0,
+    byState: { writing: 0, busy: 0, idle: 0 },
+    byStage: {},
+    closed: {},
+    refused: {},
+    top: [],
+  };
+}
+
 /**
  * Ticket figures from the ticket stages' gauges (`stage_ticket_holders`,
  * `stage_ticket_waiting`, `stage_ticket_oldest_wait_seconds`).
@@ -302,14 +314,7 @@ export function processSources(
       return list;
     },
     sockets() {
-      const report: SocketsReport = {
-        open: 0,
-        byState: { writing: 0, busy: 0, idle: 0 },
-        byStage: {},
-        closed: {},
-        refused: {},
-        top: [],
-      };
+      const report = emptySocketsReport();
       const all: SocketTalker[] = [];
       for (const stage of running.stages.values()) {
         const broker = stage.broker;

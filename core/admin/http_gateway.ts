@@ -15,7 +15,7 @@ import type { Awaitable, Health } from "./admin_sources.ts";
 import { checkGatewayTarget, TargetAllowlist } from "./gateway_targets.ts";
 import type { StageCaller } from "./stage_caller.ts";
 import { checkBearer, tokenDigest } from "./_bearer_token.ts";
-import { HttpError } from "./_http_error.ts";
+import { HttpError, sendFailureStatus } from "./_http_error.ts";
 import { json } from "./_json.ts";
 import { readBodyValues } from "./_request_body.ts";
 
@@ -91,23 +91,10 @@ function wantsAsync(prefer: string | undefined, query: string | undefined): "hea
   return query !== undefined && query !== "0" && query.toLowerCase() !== "false";
 }
 
-/** The HTTP status of a failed send, by error name (errors are rebuilt across threads). */
-function failureStatus(name: string): number {
-  switch (name) {
-    case "RequestTimeoutError":
-      return 504;
-    case "StageNotFoundError":
-    case "WaitforNotFoundError":
-      return 404;
-    default:
-      return 502;
-  }
-}
-
 function failure(error: unknown, status?: number): HttpError {
   const name = error instanceof Error ? error.name : "Error";
   const message = error instanceof Error ? error.message : String(error);
-  return new HttpError(status ?? failureStatus(name), name, message);
+  return new HttpError(status ?? sendFailureStatus(name), name, message);
 }
 
 /**

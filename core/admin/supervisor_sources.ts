@@ -13,15 +13,16 @@ import {
   type MetricsSnapshot,
   renderPrometheus,
 } from "../metrics/mod.ts";
-import type {
-  AdminSources,
-  Health,
-  HealthState,
-  JsonValue,
-  SocketsReport,
-  SocketTalker,
-  StageInfo,
-  TicketCategoryInfo,
+import {
+  type AdminSources,
+  emptySocketsReport,
+  type Health,
+  type HealthState,
+  type JsonValue,
+  type SocketsReport,
+  type SocketTalker,
+  type StageInfo,
+  type TicketCategoryInfo,
 } from "./admin_sources.ts";
 
 /** A supervised process as the supervisor knows it. */
@@ -181,14 +182,7 @@ export function supervisorSources(options: SupervisorSourceOptions): AdminSource
     },
     async sockets() {
       const reached = await every<SocketsReport>("/sockets");
-      const report: SocketsReport = {
-        open: 0,
-        byState: { writing: 0, busy: 0, idle: 0 },
-        byStage: {},
-        closed: {},
-        refused: {},
-        top: [],
-      };
+      const report = emptySocketsReport();
       const talkers: SocketTalker[] = [];
       for (const { child, value } of reached) {
         report.open += value.open;
