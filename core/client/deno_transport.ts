@@ -15,13 +15,41 @@ import type { ClientConnection, ClientTransport } from "./transport.ts";
  * if (typeof denoTransport.connect !== "function") throw new Error("not a transport");
  * ```
  */
-export const denoTransport: ClientTransport = {
-  async connect(host, port) {
-    const conn = await Deno.connect({ hostname: host, port });
-    conn.setNoDelay(true);
-    return new DenoConnection(conn);
-  },
-};
+export const denoTransport: ClientTransport = denoTransportWith();
+
+/**
+ * {@link denoTransport} whose connects `signal` cancels (the connect rejects
+ * with its reason): for callers that give up on a server that is not accepting.
+ *
+ * @example
+ * ```ts
+ * import { denoTransportWith } from "./deno_transport.ts";
+ * const transport = denoTransportWith({ signal: AbortSignal.timeout(1000) });
+ * if (typeof transport.connect !== "function") throw new Error("not a transport");
+ * ```
+ */
+export function denoTransportWith(options: { signal?: AbortSignal } = {}): ClientTransport {
+  const { signal } = options;
+  return {
+    async connect(host, port) {
+      const conn = await Deno.connect({
+        hostname: host,
+        port,
+        ...(signal === undefined ? {} : { signal }),
+      });
+      return denoConnection(conn);
+    },
+  };
+}
+
+/**
+ * An open `Deno.TcpConn` as a {@link ClientConnection} (Nagle off), for a
+ * transport that hands out connections opened elsewhere.
+ */
+export function denoConnection(conn: Deno.TcpConn): ClientConnection {
+  conn.setNoDelay(true);
+  return new DenoConnection(conn);
+}
 
 class DenoConnection implements ClientConnection {
   readonly #conn: Deno.TcpConn;

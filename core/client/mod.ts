@@ -23,7 +23,7 @@ export { StageClient } from "./stage_client.ts";
 export type { ClientState, RequestOptions, StageClientEvents } from "./stage_client.ts";
 export type { StageClientOptions } from "./client_options.ts";
 export type { ClientConnection, ClientTransport } from "./transport.ts";
-export { denoTransport } from "./deno_transport.ts";
+export { denoConnection, denoTransport, denoTransportWith } from "./deno_transport.ts";
 export {
   type WebSocketConstructor,
   type WebSocketLike,

@@ -34,7 +34,7 @@
  *
  * @module
  */
-import { StageClient } from "../../core/client/mod.ts";
+import { denoTransportWith, StageClient } from "../../core/client/mod.ts";
 import { delay, type LatencyStats, percentile, ReplyLog, round } from "./_flow_replies.ts";
 import { RssSampler } from "./_flow_memory.ts";
 import {
@@ -46,7 +46,6 @@ import {
 } from "./_flow_options.ts";
 import { type ServerProcess, startNaive, startStage, withServer } from "./_flow_process.ts";
 import { isGreeting, MAX_FRAME, PAYLOAD_BYTES, sentAt, stampRequest } from "./_flow_protocol.ts";
-import { abortableTransport } from "./_tcp_transport.ts";
 
 const COST_US = 2000;
 /** Requests per session, one in flight at a time. */
@@ -136,7 +135,7 @@ class Session {
           port,
           codec: "raw",
           maxFrame: MAX_FRAME,
-          transport: abortableTransport(this.#controller.signal),
+          transport: denoTransportWith({ signal: this.#controller.signal }),
         });
       } catch {
         return lost("connect_failed");
