@@ -17,6 +17,7 @@ export {
   type AdminSources,
   AdminUnavailableError,
   type Awaitable,
+  emptySocketsReport,
   type Health,
   type HealthState,
   type JsonValue,

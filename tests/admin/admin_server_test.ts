@@ -7,6 +7,7 @@ import {
   adminApp,
   AdminExposedError,
   type AdminSources,
+  emptySocketsReport,
   isLoopback,
   serveAdmin,
 } from "../../core/admin/mod.ts";
@@ -17,14 +18,7 @@ const sources: AdminSources = {
   health: () => ({ live: true, ready: true, state: "ready" }),
   metricsText: () => "stage_overloaded 0\n",
   stages: () => [],
-  sockets: () => ({
-    open: 0,
-    byState: { writing: 0, busy: 0, idle: 0 },
-    byStage: {},
-    closed: {},
-    refused: {},
-    top: [],
-  }),
+  sockets: () => emptySocketsReport(),
   tickets: () => [],
   routes: () => [],
   workers: () => [],

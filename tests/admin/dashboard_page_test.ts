@@ -3,7 +3,7 @@
  * the same functions once inlined into the page, and the `/dashboard` route.
  */
 import assert from "node:assert/strict";
-import { adminApp, type AdminSources } from "../../core/admin/mod.ts";
+import { adminApp, type AdminSources, emptySocketsReport } from "../../core/admin/mod.ts";
 import {
   bucketDeltas,
   counterRate,
@@ -160,14 +160,7 @@ const sources: AdminSources = {
   health: () => ({ live: true, ready: true, state: "ready" }),
   metricsText: () => "",
   stages: () => [],
-  sockets: () => ({
-    open: 0,
-    byState: { writing: 0, busy: 0, idle: 0 },
-    byStage: {},
-    closed: {},
-    refused: {},
-    top: [],
-  }),
+  sockets: () => emptySocketsReport(),
   tickets: () => [],
   routes: () => [],
   workers: () => [],
