@@ -5,7 +5,7 @@
  * they drift apart).
  */
 import assert from "node:assert/strict";
-import type { TicketRef } from "../../core/pool/wire.ts";
+import type { InterfaceAddress, TicketRef } from "../../core/pool/wire.ts";
 import type { TicketEndReason } from "../../core/services/ticket_book.ts";
 import type { AgentRequest, AgentResult } from "../../core/services/agent_request.ts";
 import type { DelReply, GetReply, RangeReply, SetReply } from "../../core/services/scoreboard.ts";
@@ -22,6 +22,7 @@ const checks = {
   range: true satisfies Same<Stage.Index.RangeReply, RangeReply>,
   request: true satisfies Same<Stage.AgentRequest, AgentRequest>,
   result: true satisfies Same<Stage.AgentResult, AgentResult>,
+  ifaddr: true satisfies Same<Stage.InterfaceAddress, InterfaceAddress>,
 };
 
 Deno.test("globals.d.ts declares the service reply types the services use", () => {
