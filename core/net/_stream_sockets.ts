@@ -14,6 +14,7 @@ import type { WebSocketGateway } from "./_websocket_gateway.ts";
 import type { Admission } from "./admission.ts";
 import type { BrokerLimits } from "./broker_limits.ts";
 import type { BrokerServiceOptions } from "./broker_service_types.ts";
+import { CloseReason } from "../pool/wire.ts";
 import { Connection } from "./connection.ts";
 import { type ConnectionQuota, remoteIp } from "./connection_quota.ts";
 import type { ListenAddress } from "./listen_address.ts";
@@ -116,7 +117,19 @@ export class StreamSockets {
   #openAccepted(server: ListenServer, conn: StreamConn): void {
     const id = this.#deps.table.allocateId();
     this.#deps.ledger.opened(id, conn.remote);
-    const home = this.#deps.options.scheduler.bind(id, (worker) => server.workers.has(worker));
+    let home: number;
+    try {
+      home = this.#deps.options.scheduler.bind(id, (worker) => server.workers.has(worker));
+    } catch (error) {
+      // No worker takes this listener's sockets: refuse this one (its slot back), keep accepting.
+      this.#deps.ledger.closed(
+        { id, remote: conn.remote, bytesIn: 0, bytesOut: 0 },
+        CloseReason.Refused,
+        error instanceof Error ? error.message : String(error),
+      );
+      conn.close();
+      return;
+    }
     const connection = this.#open(id, server.url, server.address, conn, home, undefined);
     if (server.expireMs > 0) connection.expireMs = server.expireMs;
   }

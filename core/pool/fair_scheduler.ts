@@ -181,7 +181,10 @@ export class FairScheduler {
       existing.closing = false; // an id reused while its old flow drains
       return existing.affinity;
     }
-    const home = worker ?? this.#leastLoaded(eligible, true);
+    // Every eligible worker past its time slice (a loaded machine): the socket still gets a
+    // home; its Open waits there until the worker recovers, or moves when it is replaced.
+    const home = worker ?? this.#leastLoaded(eligible, true) ??
+      this.#leastLoaded(eligible, true, undefined, true);
     if (home === undefined) throw new RangeError(`No eligible worker for socket ${id}`);
     const flow = this.#flow(this.#sockets, id, "socket");
     this.#setHome(flow, home);
@@ -675,12 +678,16 @@ export class FairScheduler {
     eligible: ((worker: number) => boolean) | undefined,
     sockets: boolean,
     except?: number,
+    evenStuck = false,
   ): number | undefined {
     let best: number | undefined;
     let bestLoad = Infinity;
     for (let worker = 0; worker < this.#workers.length; worker++) {
       const state = this.#workers[worker]!;
-      if (worker === except || state.stuck || (eligible !== undefined && !eligible(worker))) {
+      if (
+        worker === except || (state.stuck && !evenStuck) ||
+        (eligible !== undefined && !eligible(worker))
+      ) {
         continue;
       }
       // A worker still starting can take sockets (their Open waits in its queue).

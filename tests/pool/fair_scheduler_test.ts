@@ -337,6 +337,20 @@ Deno.test("FairScheduler.workerStuck leaves a socket without input on its home",
   ]);
 });
 
+Deno.test("FairScheduler.bindSocket homes a new socket even when every worker is stuck", () => {
+  const h = new Harness(2, { window: 8 });
+  h.ready(0, 1);
+  h.scheduler.workerStuck(0);
+  h.scheduler.workerStuck(1);
+  // A loaded machine: both past the slice. Accepting must not fail; the socket waits.
+  const home = h.scheduler.bindSocket(5);
+  assert.ok(home === 0 || home === 1);
+  assert.throws(() => h.scheduler.bindSocket(6, () => false), RangeError, "none eligible at all");
+  h.scheduler.workerRecovered(home);
+  h.scheduler.enqueueSocket(5, ToWorker.Frame, 0, label("hi"));
+  assert.ok(h.sends.some((s) => s.worker === home && s.tag === ToWorker.Frame && s.label === "hi"));
+});
+
 Deno.test("FairScheduler.workerLost reports started records and re-dispatches the rest", () => {
   const h = new Harness(2, { window: 8 });
   h.ready(0);
