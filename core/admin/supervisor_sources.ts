@@ -132,7 +132,11 @@ export function supervisorSources(options: SupervisorSourceOptions): AdminSource
   return {
     health(): Health {
       const children = options.children();
-      const states = children.map((child) => child.busState ?? "starting");
+      // A group is up once it is on the bus and its own admin API is known (until then this
+      // API could not report it).
+      const states = children.map((child) =>
+        child.admin === undefined ? "starting" : child.busState ?? "starting"
+      );
       const state: HealthState = options.draining()
         ? "draining"
         : states.some((s) => s === "starting" || s === "draining") ||
